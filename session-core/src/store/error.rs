@@ -1,0 +1,70 @@
+//! The error every store operation returns.
+
+use std::error::Error as StdError;
+
+/// A boxed error from a backend, kept as the `source()` of a [`StoreError`].
+pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+
+/// Why a store operation failed.
+///
+/// Callers act differently on the two main cases: [`Unavailable`](Self::Unavailable) is worth
+/// a retry or a fallback (the tiered store serves from the durable store when its cache is
+/// unavailable); [`Corrupt`](Self::Corrupt) will not get better by retrying, and the session
+/// layer answers it with a fresh session under a new id.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The backend could not be reached or failed to answer (connection refused, timeout,
+    /// I/O error, pool exhausted).
+    #[error("session store unavailable")]
+    Unavailable(#[source] BoxError),
+    /// The stored bytes are not a record this release can read.
+    #[error("stored session data is corrupt")]
+    Corrupt(#[source] BoxError),
+    /// The store was configured with invalid settings (e.g. a table name that is not an
+    /// identifier).
+    #[error("invalid session store configuration: {0}")]
+    Config(String),
+}
+
+impl StoreError {
+    /// Wraps a backend failure as [`StoreError::Unavailable`].
+    pub fn unavailable(err: impl Into<BoxError>) -> Self {
+        Self::Unavailable(err.into())
+    }
+
+    /// Wraps a decoding failure as [`StoreError::Corrupt`].
+    pub fn corrupt(err: impl Into<BoxError>) -> Self {
+        Self::Corrupt(err.into())
+    }
+
+    /// Whether this is [`StoreError::Unavailable`].
+    #[must_use]
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Self::Unavailable(_))
+    }
+
+    /// Whether this is [`StoreError::Corrupt`].
+    #[must_use]
+    pub fn is_corrupt(&self) -> bool {
+        matches!(self, Self::Corrupt(_))
+    }
+}
+
+#[cfg(feature = "redis")]
+impl From<redis::RedisError> for StoreError {
+    fn from(err: redis::RedisError) -> Self {
+        Self::Unavailable(err.into())
+    }
+}
+
+#[cfg(feature = "sqlx")]
+impl From<sqlx::Error> for StoreError {
+    fn from(err: sqlx::Error) -> Self {
+        match err {
+            sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => Self::Corrupt(err.into()),
+            sqlx::Error::Configuration(_) => Self::Config(err.to_string()),
+            other => Self::Unavailable(other.into()),
+        }
+    }
+}
