@@ -219,12 +219,16 @@ mod tests {
         let back = Record::decode(&bytes, record.expires_at).unwrap();
         assert_eq!(back, record);
         assert_eq!(back.get::<u32>("n").unwrap(), Some(3));
-        assert_eq!(back.get::<Vec<String>>("list").unwrap().unwrap(), ["a", "b"]);
+        assert_eq!(
+            back.get::<Vec<String>>("list").unwrap().unwrap(),
+            ["a", "b"]
+        );
     }
 
     #[test]
     fn reads_the_documented_v1_format() {
-        let bytes = br#"{"v":1,"created":1700000000000,"meta":{"binding":"x"},"state":{"cart":[1,2]}}"#;
+        let bytes =
+            br#"{"v":1,"created":1700000000000,"meta":{"binding":"x"},"state":{"cart":[1,2]}}"#;
         let record = Record::decode(bytes, SystemTime::UNIX_EPOCH).unwrap();
         assert_eq!(record.get::<Vec<u8>>("cart").unwrap().unwrap(), [1, 2]);
         assert_eq!(record.meta.binding.as_deref(), Some("x"));

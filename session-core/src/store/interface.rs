@@ -32,8 +32,10 @@ pub trait Store: Send + Sync + 'static {
     ///
     /// [`StoreError::Unavailable`] if the backend cannot answer; [`StoreError::Corrupt`] if
     /// the stored bytes do not decode. A missing or expired key is `Ok(None)`, not an error.
-    fn load(&self, key: &TokenHash)
-        -> impl Future<Output = Result<Option<Record>, StoreError>> + Send;
+    fn load(
+        &self,
+        key: &TokenHash,
+    ) -> impl Future<Output = Result<Option<Record>, StoreError>> + Send;
 
     /// Inserts a new record; never overwrites a live one.
     ///

@@ -1,14 +1,39 @@
 //! The [`Store`] trait and its implementations, one backend per file, each behind its cargo
 //! feature.
 
+mod cleanup;
+mod counted;
 mod error;
+#[cfg(feature = "testing")]
+mod faulty;
 mod interface;
+mod tiered;
 
 #[cfg(feature = "memory")]
 mod memory;
+#[cfg(feature = "redis")]
+mod redis;
+#[cfg(feature = "sqlx")]
+mod sql;
 
 pub use error::{BoxError, StoreError};
-pub use interface::{Cache, Store};
+/// Default number of records one cleanup run deletes.
+pub const DEFAULT_CLEANUP_BATCH_SIZE: usize = 1_000;
 
+pub use cleanup::{spawn_cleanup, CleanupPolicy, CleanupTask};
+pub use counted::{Counted, OpCounts};
+#[cfg(feature = "testing")]
+pub use faulty::Faulty;
+pub use interface::{Cache, Store};
+pub use tiered::{TierStats, TieredStore, TieredStoreBuilder};
+
+#[cfg(feature = "redis")]
+pub use self::redis::{RedisStore, RedisStoreBuilder, DEFAULT_PREFIX};
 #[cfg(feature = "memory")]
 pub use memory::{MemoryStore, MemoryStoreBuilder, DEFAULT_MAX_BYTES};
+#[cfg(feature = "postgres")]
+pub use sql::PostgresStore;
+#[cfg(feature = "sqlite")]
+pub use sql::SqliteStore;
+#[cfg(feature = "sqlx")]
+pub use sql::{Dialect, SqlStore, SqlStoreBuilder, DEFAULT_TABLE};

@@ -1,0 +1,91 @@
+//! [`Faulty`]: a store wrapper that fails on command, for testing failure paths.
+
+use std::{
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::SystemTime,
+};
+
+use crate::{Cache, Record, Store, StoreError, TokenHash};
+
+/// Wraps a store and, while switched [`down`](Self::set_down), fails every operation with
+/// [`StoreError::Unavailable`] without reaching the inner store. For tests of failure paths
+/// that a real server cannot produce on demand. Clones share the switch.
+#[derive(Debug, Clone)]
+pub struct Faulty<S> {
+    inner: S,
+    down: Arc<AtomicBool>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("injected fault: store is down")]
+struct InjectedFault;
+
+impl<S> Faulty<S> {
+    /// Wraps `inner`, up.
+    pub fn new(inner: S) -> Self {
+        Self {
+            inner,
+            down: Arc::default(),
+        }
+    }
+
+    /// Switches the store down (`true`) or up.
+    pub fn set_down(&self, down: bool) {
+        self.down.store(down, Ordering::SeqCst);
+    }
+
+    /// The wrapped store.
+    pub fn inner(&self) -> &S {
+        &self.inner
+    }
+
+    fn check(&self) -> Result<(), StoreError> {
+        if self.down.load(Ordering::SeqCst) {
+            Err(StoreError::unavailable(InjectedFault))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl<S: Store> Store for Faulty<S> {
+    async fn load(&self, key: &TokenHash) -> Result<Option<Record>, StoreError> {
+        self.check()?;
+        self.inner.load(key).await
+    }
+
+    async fn create(&self, key: &TokenHash, record: &Record) -> Result<bool, StoreError> {
+        self.check()?;
+        self.inner.create(key, record).await
+    }
+
+    async fn update(&self, key: &TokenHash, record: &Record) -> Result<bool, StoreError> {
+        self.check()?;
+        self.inner.update(key, record).await
+    }
+
+    async fn touch(&self, key: &TokenHash, expires_at: SystemTime) -> Result<bool, StoreError> {
+        self.check()?;
+        self.inner.touch(key, expires_at).await
+    }
+
+    async fn delete(&self, key: &TokenHash) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.delete(key).await
+    }
+
+    async fn cleanup(&self, limit: usize) -> Result<usize, StoreError> {
+        self.check()?;
+        self.inner.cleanup(limit).await
+    }
+}
+
+impl<S: Cache> Cache for Faulty<S> {
+    async fn put(&self, key: &TokenHash, record: &Record) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.put(key, record).await
+    }
+}

@@ -1,0 +1,364 @@
+//! [`SqlStore`]: sessions in PostgreSQL or SQLite through sqlx, one statement per operation.
+
+use std::{fmt, sync::Arc};
+
+use crate::{Clock, StoreError, SystemClock};
+
+#[cfg(feature = "postgres")]
+mod postgres;
+#[cfg(feature = "sqlite")]
+mod sqlite;
+
+#[cfg(feature = "postgres")]
+pub use postgres::PostgresStore;
+#[cfg(feature = "sqlite")]
+pub use sqlite::SqliteStore;
+
+/// The default table name of a [`SqlStore`].
+pub const DEFAULT_TABLE: &str = "sessions";
+
+/// Sessions in a SQL database: [`PostgresStore`] (`SqlStore<sqlx::Postgres>`) or
+/// [`SqliteStore`] (`SqlStore<sqlx::Sqlite>`).
+///
+/// The table (name configurable, default `sessions`) has three columns: `id` (the token
+/// hash, primary key), `data` (the encoded [`Record`](crate::Record)) and `expires_at`
+/// (Unix milliseconds, indexed). [`migrate`](Self::migrate) creates it.
+///
+/// Each operation is one statement:
+///
+/// | method    | statement                                                              |
+/// |-----------|------------------------------------------------------------------------|
+/// | `load`    | `SELECT data, expires_at … WHERE id = ? AND expires_at > now`          |
+/// | `create`  | `INSERT … ON CONFLICT (id) DO UPDATE … WHERE expires_at <= now` (only an expired row is replaced) |
+/// | `update`  | `UPDATE … SET data, expires_at WHERE id = ? AND expires_at > now`      |
+/// | `touch`   | `UPDATE … SET expires_at WHERE id = ? AND expires_at > now`            |
+/// | `delete`  | `DELETE … WHERE id = ?`                                                |
+/// | `cleanup` | `DELETE … WHERE id IN (SELECT id … WHERE expires_at <= now LIMIT n)`   |
+///
+/// "now" is the store's [`Clock`]. Cleanup deletes at most `n` rows per call, through the
+/// expiry index, so cleaning a million stale rows is many short statements that never hold
+/// locks for long; on PostgreSQL concurrent cleaners skip each other's rows.
+pub struct SqlStore<DB: sqlx::Database> {
+    pool: sqlx::Pool<DB>,
+    sql: Arc<Statements>,
+    clock: Arc<dyn Clock>,
+}
+
+impl<DB: sqlx::Database> Clone for SqlStore<DB> {
+    fn clone(&self) -> Self {
+        Self {
+            pool: self.pool.clone(),
+            sql: Arc::clone(&self.sql),
+            clock: Arc::clone(&self.clock),
+        }
+    }
+}
+
+impl<DB: sqlx::Database> fmt::Debug for SqlStore<DB> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqlStore")
+            .field("table", &self.sql.table)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`SqlStore`].
+#[must_use]
+pub struct SqlStoreBuilder<DB: sqlx::Database> {
+    pool: sqlx::Pool<DB>,
+    table: String,
+    clock: Arc<dyn Clock>,
+}
+
+impl<DB: sqlx::Database> fmt::Debug for SqlStoreBuilder<DB> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqlStoreBuilder")
+            .field("table", &self.table)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<DB: sqlx::Database> SqlStoreBuilder<DB>
+where
+    SqlStore<DB>: Dialect,
+{
+    /// The sessions table, optionally schema-qualified (`auth.sessions`). Default:
+    /// `sessions`.
+    pub fn table_name(mut self, table: impl Into<String>) -> Self {
+        self.table = table.into();
+        self
+    }
+
+    /// The clock that decides expiry. Default: [`SystemClock`].
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Builds the store. Call [`SqlStore::migrate`] once before first use.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Config`] if the table name is not one or two plain identifiers
+    /// (`[A-Za-z_][A-Za-z0-9_]*`, dot-separated): it is written into SQL text.
+    pub fn build(self) -> Result<SqlStore<DB>, StoreError> {
+        let sql = Statements::new(
+            &self.table,
+            <SqlStore<DB> as Dialect>::PLACEHOLDER,
+            <SqlStore<DB> as Dialect>::CLEANUP_LOCK,
+        )?;
+        Ok(SqlStore {
+            pool: self.pool,
+            sql: Arc::new(sql),
+            clock: self.clock,
+        })
+    }
+}
+
+impl<DB: sqlx::Database> SqlStore<DB>
+where
+    Self: Dialect,
+{
+    /// A builder over an existing connection pool.
+    pub fn builder(pool: sqlx::Pool<DB>) -> SqlStoreBuilder<DB> {
+        SqlStoreBuilder {
+            pool,
+            table: DEFAULT_TABLE.to_owned(),
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// A store on `pool` with the default table name.
+    ///
+    /// # Errors
+    ///
+    /// Never for the default table name; kept for symmetry with the builder.
+    pub fn new(pool: sqlx::Pool<DB>) -> Result<Self, StoreError> {
+        Self::builder(pool).build()
+    }
+
+    /// The connection pool.
+    #[must_use]
+    pub fn pool(&self) -> &sqlx::Pool<DB> {
+        &self.pool
+    }
+
+    /// The table name, as written into SQL.
+    #[must_use]
+    pub fn table_name(&self) -> &str {
+        &self.sql.table
+    }
+}
+
+/// What differs between SQL backends. Sealed: implemented in this crate only.
+pub trait Dialect: private::Sealed {
+    /// How the n-th bind parameter is written (`$1`, `?1`).
+    #[doc(hidden)]
+    const PLACEHOLDER: char;
+    /// Appended to cleanup's inner `SELECT` (row locking, where the backend has it).
+    #[doc(hidden)]
+    const CLEANUP_LOCK: &'static str;
+}
+
+mod private {
+    pub trait Sealed {}
+}
+
+/// The SQL text of every operation, made once per store.
+#[derive(Debug)]
+struct Statements {
+    table: String,
+    index: String,
+    load: String,
+    create: String,
+    update: String,
+    touch: String,
+    delete: String,
+    cleanup: String,
+}
+
+impl Statements {
+    fn new(table: &str, placeholder: char, cleanup_lock: &str) -> Result<Self, StoreError> {
+        let valid_ident = |part: &str| {
+            let mut bytes = part.bytes();
+            bytes
+                .next()
+                .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+                && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        };
+        let parts: Vec<&str> = table.split('.').collect();
+        if parts.len() > 2 || !parts.iter().all(|part| valid_ident(part)) {
+            return Err(StoreError::Config(format!(
+                "table name {table:?} is not an identifier or schema.identifier"
+            )));
+        }
+        let bare = parts.last().copied().unwrap_or(table);
+        let p = |n: u8| format!("{placeholder}{n}");
+        Ok(Self {
+            table: table.to_owned(),
+            index: format!("{bare}_expires_at_idx"),
+            load: format!(
+                "SELECT data, expires_at FROM {table} WHERE id = {} AND expires_at > {}",
+                p(1),
+                p(2)
+            ),
+            create: format!(
+                "INSERT INTO {table} AS cur (id, data, expires_at) VALUES ({}, {}, {}) \
+                 ON CONFLICT (id) DO UPDATE SET data = excluded.data, expires_at = excluded.expires_at \
+                 WHERE cur.expires_at <= {}",
+                p(1),
+                p(2),
+                p(3),
+                p(4)
+            ),
+            update: format!(
+                "UPDATE {table} SET data = {}, expires_at = {} WHERE id = {} AND expires_at > {}",
+                p(1),
+                p(2),
+                p(3),
+                p(4)
+            ),
+            touch: format!(
+                "UPDATE {table} SET expires_at = {} WHERE id = {} AND expires_at > {}",
+                p(1),
+                p(2),
+                p(3)
+            ),
+            delete: format!("DELETE FROM {table} WHERE id = {}", p(1)),
+            cleanup: format!(
+                "DELETE FROM {table} WHERE id IN \
+                 (SELECT id FROM {table} WHERE expires_at <= {} LIMIT {}{cleanup_lock})",
+                p(1),
+                p(2)
+            ),
+        })
+    }
+}
+
+/// Unix milliseconds as the `BIGINT` the table stores.
+fn millis_i64(time: std::time::SystemTime) -> i64 {
+    i64::try_from(crate::clock::to_millis(time)).unwrap_or(i64::MAX)
+}
+
+/// Implements [`Store`](crate::Store) for `SqlStore<$db>`; the statements are shared, only
+/// types differ.
+macro_rules! impl_sql_store {
+    ($db:ty) => {
+        impl $crate::Store for $crate::store::SqlStore<$db> {
+            async fn load(
+                &self,
+                key: &$crate::TokenHash,
+            ) -> Result<Option<$crate::Record>, $crate::StoreError> {
+                let now = super::millis_i64(self.clock.now());
+                let row: Option<(Vec<u8>, i64)> = sqlx::query_as(&self.sql.load)
+                    .bind(key.as_str())
+                    .bind(now)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.map(|(data, expires_at)| {
+                    let expires_ms = u64::try_from(expires_at).unwrap_or(0);
+                    $crate::Record::decode(&data, $crate::clock::from_millis(expires_ms))
+                })
+                .transpose()
+            }
+
+            async fn create(
+                &self,
+                key: &$crate::TokenHash,
+                record: &$crate::Record,
+            ) -> Result<bool, $crate::StoreError> {
+                let data = record.encode()?;
+                let done = sqlx::query(&self.sql.create)
+                    .bind(key.as_str())
+                    .bind(data)
+                    .bind(super::millis_i64(record.expires_at))
+                    .bind(super::millis_i64(self.clock.now()))
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn update(
+                &self,
+                key: &$crate::TokenHash,
+                record: &$crate::Record,
+            ) -> Result<bool, $crate::StoreError> {
+                let data = record.encode()?;
+                let done = sqlx::query(&self.sql.update)
+                    .bind(data)
+                    .bind(super::millis_i64(record.expires_at))
+                    .bind(key.as_str())
+                    .bind(super::millis_i64(self.clock.now()))
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn touch(
+                &self,
+                key: &$crate::TokenHash,
+                expires_at: std::time::SystemTime,
+            ) -> Result<bool, $crate::StoreError> {
+                let done = sqlx::query(&self.sql.touch)
+                    .bind(super::millis_i64(expires_at))
+                    .bind(key.as_str())
+                    .bind(super::millis_i64(self.clock.now()))
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn delete(&self, key: &$crate::TokenHash) -> Result<(), $crate::StoreError> {
+                sqlx::query(&self.sql.delete)
+                    .bind(key.as_str())
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn cleanup(&self, limit: usize) -> Result<usize, $crate::StoreError> {
+                let done = sqlx::query(&self.sql.cleanup)
+                    .bind(super::millis_i64(self.clock.now()))
+                    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                    .execute(&self.pool)
+                    .await?;
+                Ok(usize::try_from(done.rows_affected()).unwrap_or(usize::MAX))
+            }
+        }
+    };
+}
+use impl_sql_store;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_names_are_checked() {
+        assert!(Statements::new("sessions", '$', "").is_ok());
+        assert!(Statements::new("auth.sessions_v2", '$', "").is_ok());
+        for bad in [
+            "",
+            "a.b.c",
+            "1abc",
+            "s; DROP TABLE x",
+            "a-b",
+            "\"quoted\"",
+            "a.",
+        ] {
+            assert!(
+                matches!(Statements::new(bad, '$', ""), Err(StoreError::Config(_))),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn placeholders_follow_the_dialect() {
+        let pg = Statements::new("auth.sessions", '$', " FOR UPDATE SKIP LOCKED").unwrap();
+        assert!(pg.update.contains("$4"));
+        assert_eq!(pg.index, "sessions_expires_at_idx");
+        let lite = Statements::new("sessions", '?', "").unwrap();
+        assert!(lite.load.contains("?2"));
+    }
+}

@@ -1,0 +1,61 @@
+//! The PostgreSQL backend of [`SqlStore`].
+
+use sqlx::{postgres::PgPoolOptions, Postgres};
+
+use super::{impl_sql_store, Dialect, SqlStore};
+use crate::StoreError;
+
+/// Sessions in PostgreSQL.
+pub type PostgresStore = SqlStore<Postgres>;
+
+impl super::private::Sealed for PostgresStore {}
+
+impl Dialect for PostgresStore {
+    const PLACEHOLDER: char = '$';
+    const CLEANUP_LOCK: &'static str = " FOR UPDATE SKIP LOCKED";
+}
+
+impl PostgresStore {
+    /// Connects a pool to `url` (`postgres://…`), builds a store on the default table and
+    /// runs [`migrate`](Self::migrate).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Unavailable`] if the database cannot be reached.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let pool = PgPoolOptions::new()
+            // A checkout must not cost a round trip: the pool closes broken connections
+            // when a statement on them fails.
+            .test_before_acquire(false)
+            .connect(url)
+            .await?;
+        let store = Self::new(pool)?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Creates the sessions table and its expiry index if they do not exist. Idempotent:
+    /// safe to run at every start.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Unavailable`] if the statements fail.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        let table = self.table_name();
+        sqlx::query(&format!(
+            "CREATE TABLE IF NOT EXISTS {table} (\
+             id TEXT PRIMARY KEY, data BYTEA NOT NULL, expires_at BIGINT NOT NULL)"
+        ))
+        .execute(&self.pool)
+        .await?;
+        sqlx::query(&format!(
+            "CREATE INDEX IF NOT EXISTS {} ON {table} (expires_at)",
+            self.sql.index
+        ))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}
+
+impl_sql_store!(Postgres);
