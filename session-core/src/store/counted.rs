@@ -34,7 +34,6 @@ struct Counters {
 
 /// A snapshot of a [`Counted`] store's counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[non_exhaustive]
 pub struct OpCounts {
     /// `load` calls.
     pub load: u64,

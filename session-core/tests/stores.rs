@@ -1,0 +1,175 @@
+//! The conformance suite against every store: memory, Redis, PostgreSQL, SQLite, and the
+//! tiered combinations memory+SQLite and Redis+PostgreSQL.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
+mod common;
+
+use std::sync::Arc;
+
+use common::conformance::{conformance, Fixture, Plant};
+use session_core::{
+    clock::Clock,
+    store::{MemoryStore, PostgresStore, RedisStore, SqliteStore, TieredStore},
+    ManualClock, TokenHash,
+};
+
+fn far_future() -> i64 {
+    i64::MAX / 2
+}
+
+fn plant_memory(store: &MemoryStore, clock: &ManualClock) -> Plant {
+    let (store, clock) = (store.clone(), clock.clone());
+    Arc::new(move |key: TokenHash, bytes: Vec<u8>| {
+        store.insert_raw(
+            &key,
+            &bytes,
+            clock.now() + std::time::Duration::from_secs(60),
+        );
+        Box::pin(async {})
+    })
+}
+
+fn plant_redis(store: &RedisStore) -> Plant {
+    let store = store.clone();
+    Arc::new(move |key: TokenHash, bytes: Vec<u8>| {
+        let redis_key = store.redis_key(&key);
+        Box::pin(async move {
+            let client = redis::Client::open(common::redis_url()).unwrap();
+            let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+            // A valid expiry prefix (far future) and a garbage record.
+            let mut value = format!("{:016x}", u64::MAX / 4).into_bytes();
+            value.extend_from_slice(&bytes);
+            redis::cmd("SET")
+                .arg(redis_key)
+                .arg(value)
+                .arg("EX")
+                .arg(60)
+                .query_async::<()>(&mut conn)
+                .await
+                .unwrap();
+        })
+    })
+}
+
+fn plant_postgres(store: &PostgresStore) -> Plant {
+    let store = store.clone();
+    Arc::new(move |key: TokenHash, bytes: Vec<u8>| {
+        let store = store.clone();
+        Box::pin(async move {
+            sqlx::query(&format!(
+                "INSERT INTO {} (id, data, expires_at) VALUES ($1, $2, $3)",
+                store.table_name()
+            ))
+            .bind(key.as_str())
+            .bind(bytes)
+            .bind(far_future())
+            .execute(store.pool())
+            .await
+            .unwrap();
+        })
+    })
+}
+
+fn plant_sqlite(store: &SqliteStore) -> Plant {
+    let store = store.clone();
+    Arc::new(move |key: TokenHash, bytes: Vec<u8>| {
+        let store = store.clone();
+        Box::pin(async move {
+            sqlx::query(&format!(
+                "INSERT INTO {} (id, data, expires_at) VALUES (?1, ?2, ?3)",
+                store.table_name()
+            ))
+            .bind(key.as_str())
+            .bind(bytes)
+            .bind(far_future())
+            .execute(store.pool())
+            .await
+            .unwrap();
+        })
+    })
+}
+
+async fn memory() -> Option<Fixture<MemoryStore>> {
+    let clock = ManualClock::starting_now();
+    let store = MemoryStore::builder().clock(clock.clone()).build();
+    Some(Fixture {
+        plant: plant_memory(&store, &clock),
+        store,
+        clock,
+        update_checks_clock: true,
+        cleanup_reclaims: false,
+    })
+}
+
+async fn redis() -> Option<Fixture<RedisStore>> {
+    let clock = ManualClock::starting_now();
+    let store = common::redis_store(&clock).await?;
+    Some(Fixture {
+        plant: plant_redis(&store),
+        store,
+        clock,
+        update_checks_clock: false,
+        cleanup_reclaims: false,
+    })
+}
+
+async fn postgres() -> Option<Fixture<PostgresStore>> {
+    let clock = ManualClock::starting_now();
+    let store = common::postgres_store(&clock).await?;
+    Some(Fixture {
+        plant: plant_postgres(&store),
+        store,
+        clock,
+        update_checks_clock: true,
+        cleanup_reclaims: true,
+    })
+}
+
+async fn sqlite() -> Option<Fixture<SqliteStore>> {
+    let clock = ManualClock::starting_now();
+    let store = common::sqlite_store(&clock).await;
+    Some(Fixture {
+        plant: plant_sqlite(&store),
+        store,
+        clock,
+        update_checks_clock: true,
+        cleanup_reclaims: true,
+    })
+}
+
+async fn tiered_memory_sqlite() -> Option<Fixture<TieredStore<MemoryStore, SqliteStore>>> {
+    let clock = ManualClock::starting_now();
+    let durable = common::sqlite_store(&clock).await;
+    let cache = MemoryStore::builder().clock(clock.clone()).build();
+    Some(Fixture {
+        plant: plant_sqlite(&durable),
+        store: TieredStore::builder(cache, durable)
+            .clock(clock.clone())
+            .build(),
+        clock,
+        update_checks_clock: true,
+        cleanup_reclaims: true,
+    })
+}
+
+async fn tiered_redis_postgres() -> Option<Fixture<TieredStore<RedisStore, PostgresStore>>> {
+    let clock = ManualClock::starting_now();
+    let durable = common::postgres_store(&clock).await?;
+    let cache = common::redis_store(&clock).await?;
+    Some(Fixture {
+        plant: plant_postgres(&durable),
+        store: TieredStore::builder(cache, durable)
+            .clock(clock.clone())
+            .build(),
+        clock,
+        update_checks_clock: true,
+        cleanup_reclaims: true,
+    })
+}
+
+conformance!(memory_store, memory());
+conformance!(redis_store, redis());
+conformance!(postgres_store, postgres());
+conformance!(sqlite_store, sqlite());
+conformance!(tiered_memory_sqlite_store, tiered_memory_sqlite());
+conformance!(tiered_redis_postgres_store, tiered_redis_postgres());
