@@ -1,0 +1,114 @@
+//! [`SessionSchema`]: a struct whose fields are session keys.
+
+use serde_json::value::RawValue;
+
+use super::{SchemaError, SessionAccess};
+
+/// A struct stored in a session one key per field, as `#[session]` generates.
+///
+/// Each field is its own key, `"<namespace>.<field>"` (or `"<namespace>.v<N>.<field>"` with
+/// `version = N`), so writing one field rewrites only that key, and data written under
+/// another version is simply absent.
+///
+/// Implement it with the [`#[session]`](crate::session) attribute; a hand-written
+/// implementation must keep [`KEYS`](Self::KEYS) and [`entries`](Self::entries) in the same
+/// order.
+///
+/// ```
+/// use session_core::{session, schema::{SessionMap, SessionSchema}};
+///
+/// #[session]
+/// #[derive(Default)]
+/// struct Visit {
+///     #[session(default)]
+///     count: u32,
+///     name: String,
+/// }
+///
+/// let session = SessionMap::new(); // in a web app: the request's session
+/// let visit = Visit::view(&session);
+/// visit.update_count(|count| *count += 1)?;   // reads, changes, writes one key
+/// assert_eq!(visit.count()?, 1);
+/// assert_eq!(visit.name()?, None);            // no default: absent is `None`
+/// assert_eq!(Visit::COUNT_KEY, "visit.count");
+/// assert_eq!(session.keys(), ["visit.count"]);
+///
+/// let whole = Visit::load_or_default(&session);
+/// assert_eq!((whole.count, whole.name.as_str()), (1, ""));
+/// # Ok::<(), session_core::SchemaError>(())
+/// ```
+///
+/// # Options
+///
+/// On the struct: `namespace = "..."` (default: the struct name in snake_case),
+/// `version = N` (keys become `"<namespace>.v<N>.<field>"`, so data of other versions reads
+/// as absent), `crate = "path"` (where `session_core` is, default `::session_core`).
+/// On a field: `rename = "..."` (the key's last part), `default` (`Default::default()` when
+/// absent), `default = expr`, `skip` (not stored; loads as its default).
+///
+/// # What is generated
+///
+/// For `struct Visit`: a `COUNT_KEY` constant per stored field; `Visit::view(&session)`
+/// returning a `VisitView` with `count()`, `set_count(..)`, `remove_count()` and
+/// `update_count(|v| ..)` per field; and this trait. A field with a default reads as `T`,
+/// a field without one as `Option<T>`.
+pub trait SessionSchema: Sized {
+    /// The key namespace (default: the struct name in snake_case).
+    const NAMESPACE: &'static str;
+    /// The schema version (`0` when none is given).
+    const VERSION: u32;
+    /// Every stored key, in field order (skipped fields have none).
+    const KEYS: &'static [&'static str];
+
+    /// Loads the whole struct.
+    ///
+    /// Fields with a default take it when their key is absent; `Ok(None)` if a field
+    /// without a default is absent.
+    ///
+    /// # Errors
+    ///
+    /// [`SchemaError::Decode`] naming the first key whose value does not decode.
+    fn load<S: SessionAccess + ?Sized>(session: &S) -> Result<Option<Self>, SchemaError>;
+
+    /// Overwrites each field of `target` whose key is present and decodes; a field whose
+    /// key is absent or does not decode takes its `#[session(default)]`, or keeps the value
+    /// it has. A value that does not decode is logged (`tracing` warning). Never fails.
+    fn load_into<S: SessionAccess + ?Sized>(target: &mut Self, session: &S);
+
+    /// Every stored field as `(key, JSON)`, in [`KEYS`](Self::KEYS) order.
+    ///
+    /// # Errors
+    ///
+    /// [`SchemaError::Encode`] naming the key of a field that cannot be encoded.
+    fn entries(&self) -> Result<Vec<(&'static str, Box<RawValue>)>, SchemaError>;
+
+    /// Loads the struct, starting from `Default` for whatever is absent or no longer
+    /// decodes (each such value is logged as a warning). Never fails.
+    fn load_or_default<S: SessionAccess + ?Sized>(session: &S) -> Self
+    where
+        Self: Default,
+    {
+        let mut value = Self::default();
+        Self::load_into(&mut value, session);
+        value
+    }
+
+    /// Writes every field to its key.
+    ///
+    /// # Errors
+    ///
+    /// As [`entries`](Self::entries), or the session's own error.
+    fn save<S: SessionAccess + ?Sized>(&self, session: &S) -> Result<(), SchemaError> {
+        for (key, json) in self.entries()? {
+            session.set_value(key, &json)?;
+        }
+        Ok(())
+    }
+
+    /// Removes every key of the schema from the session.
+    fn clear<S: SessionAccess + ?Sized>(session: &S) {
+        for key in Self::KEYS {
+            session.remove_value(key);
+        }
+    }
+}

@@ -1,0 +1,42 @@
+//! The error of typed session access.
+
+use crate::store::BoxError;
+
+/// Why a typed read or write of a session key failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SchemaError {
+    /// The stored value of `key` does not decode as the field's type, typically because the
+    /// struct changed between deploys.
+    #[error("session key `{key}` holds a value that does not decode as the expected type")]
+    Decode {
+        /// The session key.
+        key: String,
+        /// The decoding error.
+        #[source]
+        source: BoxError,
+    },
+    /// The value for `key` could not be encoded as JSON.
+    #[error("the value for session key `{key}` could not be encoded")]
+    Encode {
+        /// The session key.
+        key: String,
+        /// The encoding error.
+        #[source]
+        source: BoxError,
+    },
+    /// The session behind the handle failed (e.g. it was purged during the request).
+    #[error("the session is not available")]
+    Session(#[source] BoxError),
+}
+
+impl SchemaError {
+    /// The session key the error is about, if any.
+    #[must_use]
+    pub fn key(&self) -> Option<&str> {
+        match self {
+            Self::Decode { key, .. } | Self::Encode { key, .. } => Some(key),
+            Self::Session(_) => None,
+        }
+    }
+}

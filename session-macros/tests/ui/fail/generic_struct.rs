@@ -1,0 +1,6 @@
+#[session_macros::session]
+struct State<T> {
+    value: T,
+}
+
+fn main() {}

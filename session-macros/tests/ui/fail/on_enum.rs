@@ -1,0 +1,7 @@
+#[session_macros::session]
+enum State {
+    Playing,
+    Won,
+}
+
+fn main() {}

@@ -1,0 +1,4 @@
+#[session_macros::session]
+struct State(u32, String);
+
+fn main() {}

@@ -1,0 +1,7 @@
+#[session_macros::session]
+union State {
+    a: u32,
+    b: f32,
+}
+
+fn main() {}
