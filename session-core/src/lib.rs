@@ -72,6 +72,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod binding;
 pub mod clock;
 pub mod record;
 pub mod schema;

@@ -1,0 +1,290 @@
+//! [`StoreBridge`]: a session-core [`Store`] as actix-session's `SessionStore`.
+//!
+//! Ids are minted here (ring), never by actix-session and never taken from a client. The
+//! bridge reads the request's [`RequestContext`] to rotate ids, forward rotated-away ids in
+//! their grace window, and start fresh sessions without touching the old record.
+
+use std::{collections::HashMap, sync::Arc, time::SystemTime};
+
+use actix_session::storage::{LoadError, SaveError, SessionKey, UpdateError};
+use actix_web::cookie::time::Duration;
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
+use ring::hmac;
+use serde_json::value::RawValue;
+use session_core::{Record, SessionToken, Store, StoreError, TokenHash};
+
+use crate::{
+    config::Settings,
+    context::{Loaded, RequestContext},
+};
+
+type State = HashMap<String, String>;
+
+/// How many fresh ids to try when one collides with an existing session.
+const CREATE_ATTEMPTS: usize = 3;
+
+/// A session-core store behind actix-session's `SessionStore` interface.
+pub(crate) struct StoreBridge<S> {
+    store: Arc<S>,
+    settings: Arc<Settings>,
+}
+
+impl<S: Store> StoreBridge<S> {
+    pub(crate) fn new(store: Arc<S>, settings: Arc<Settings>) -> Self {
+        Self { store, settings }
+    }
+
+    fn now(&self) -> SystemTime {
+        self.settings.clock.now()
+    }
+
+    /// The successor of `token` under rotation: HMAC(rotation key, token). Every request
+    /// that rotates the same token computes the same successor, so concurrent rotations
+    /// converge on one id without a lock.
+    fn successor(&self, token: &SessionToken) -> Result<SessionToken, StoreError> {
+        let tag = hmac::sign(&self.settings.rotation_key, token.as_str().as_bytes());
+        SessionToken::try_from(URL_SAFE_NO_PAD.encode(tag.as_ref()).as_str())
+            .map_err(StoreError::corrupt)
+    }
+
+    pub(crate) async fn load(&self, key: &SessionKey) -> Result<Option<State>, LoadError> {
+        // Validate before any store query: garbage costs nothing.
+        let Ok(token) = SessionToken::try_from(key.as_ref()) else {
+            tracing::debug!("session cookie does not hold a valid token; new session");
+            return Ok(None);
+        };
+        let hash = token.hash();
+        let Some(record) = self.load_record(&hash).await? else {
+            return Ok(None);
+        };
+        let Some(successor) = record.meta.successor() else {
+            return Ok(Some(self.remember(hash, token, false, record)));
+        };
+        // A rotated-away id in its grace window: resolve to the successor.
+        let next = self.successor(&token).map_err(other)?;
+        if next.hash() != successor {
+            tracing::warn!(session = %hash, "rotated session forwards to an unexpected id; new session");
+            return Ok(None);
+        }
+        Ok(self
+            .load_record(&successor)
+            .await?
+            .map(|record| self.remember(successor, next, true, record)))
+    }
+
+    /// Loads a record; a corrupt one is deleted and reads as absent.
+    async fn load_record(&self, hash: &TokenHash) -> Result<Option<Record>, LoadError> {
+        match self.store.load(hash).await {
+            Ok(found) => Ok(found),
+            Err(err) if err.is_corrupt() => {
+                tracing::warn!(session = %hash, error = %err, "corrupt session deleted; new session");
+                if let Err(err) = self.store.delete(hash).await {
+                    tracing::warn!(session = %hash, error = %err, "could not delete corrupt session");
+                }
+                Ok(None)
+            }
+            Err(err) => Err(LoadError::Other(err.into())),
+        }
+    }
+
+    /// Converts a loaded record to actix-session's state and notes it in the context.
+    fn remember(
+        &self,
+        key: TokenHash,
+        token: SessionToken,
+        forwarded: bool,
+        record: Record,
+    ) -> State {
+        let state: State = record
+            .state
+            .into_iter()
+            .map(|(k, v)| (k, String::from(Box::<str>::from(v))))
+            .collect();
+        if let Some(ctx) = RequestContext::current() {
+            *ctx.loaded.borrow_mut() = Some(Loaded {
+                key,
+                token,
+                forwarded,
+                created_at: record.created_at,
+                state: state.clone(),
+            });
+        }
+        state
+    }
+
+    fn record(
+        &self,
+        state: State,
+        created_at: SystemTime,
+        ttl: &Duration,
+    ) -> Result<Record, StoreError> {
+        let now = self.now();
+        let mut record = Record::new(created_at, now + to_std(ttl));
+        for (key, json) in state {
+            let raw = RawValue::from_string(json).map_err(StoreError::corrupt)?;
+            record.state.insert(key, raw);
+        }
+        Ok(record)
+    }
+
+    /// Creates a session under a fresh id.
+    async fn create(&self, record: &Record) -> Result<SessionToken, StoreError> {
+        for _ in 0..CREATE_ATTEMPTS {
+            let token = SessionToken::generate()?;
+            if self.store.create(&token.hash(), record).await? {
+                self.settings.cleanup.after_write(self.store.as_ref()).await;
+                return Ok(token);
+            }
+            tracing::warn!("session id collision; drawing another");
+        }
+        Err(StoreError::unavailable(
+            "could not draw an unused session id",
+        ))
+    }
+
+    pub(crate) async fn save(&self, state: State, ttl: &Duration) -> Result<SessionKey, SaveError> {
+        let record = self
+            .record(state, self.now(), ttl)
+            .map_err(|err| SaveError::Serialization(err.into()))?;
+        let token = self
+            .create(&record)
+            .await
+            .map_err(|err| SaveError::Other(err.into()))?;
+        to_key(token).map_err(SaveError::Other)
+    }
+
+    pub(crate) async fn update(
+        &self,
+        key: SessionKey,
+        state: State,
+        ttl: &Duration,
+    ) -> Result<SessionKey, UpdateError> {
+        self.update_inner(key, state, ttl)
+            .await
+            .map_err(UpdateError::Other)
+    }
+
+    async fn update_inner(
+        &self,
+        key: SessionKey,
+        state: State,
+        ttl: &Duration,
+    ) -> Result<SessionKey, anyhow::Error> {
+        let ctx = RequestContext::current();
+        let loaded = ctx.as_ref().and_then(|ctx| ctx.loaded.borrow_mut().take());
+
+        // A fresh session replaces the loaded one: the old record is deleted or left alone,
+        // never written.
+        if let Some(delete_old) = ctx.as_ref().and_then(|ctx| ctx.detach.get()) {
+            if delete_old {
+                if let Some(loaded) = &loaded {
+                    self.store.delete(&loaded.key).await?;
+                }
+            }
+            return self.fresh(state, ttl).await;
+        }
+        let Some(loaded) = loaded else {
+            // Not a session this request loaded (no context): treat the key as the record's.
+            let Ok(token) = SessionToken::try_from(key.as_ref()) else {
+                return self.fresh(state, ttl).await;
+            };
+            let record = self.record(state, self.now(), ttl)?;
+            self.store.update(&token.hash(), &record).await?;
+            return to_key(token);
+        };
+
+        let rotate = ctx.as_ref().is_some_and(|ctx| ctx.rotate.get());
+        if rotate {
+            return self.rotate(loaded, state, ttl).await;
+        }
+        if state == loaded.state {
+            // Nothing changed (the cookie is being re-issued, e.g. after a grace forward).
+            return to_key(loaded.token);
+        }
+        let record = self.record(state, loaded.created_at, ttl)?;
+        if self.store.update(&loaded.key, &record).await? {
+            self.settings.cleanup.after_write(self.store.as_ref()).await;
+        } else {
+            tracing::info!(session = %loaded.key, "session ended during the request; not resurrected");
+        }
+        to_key(loaded.token)
+    }
+
+    /// A new session under a new id, stored only if it holds anything.
+    async fn fresh(&self, state: State, ttl: &Duration) -> Result<SessionKey, anyhow::Error> {
+        if state.is_empty() {
+            return to_key(SessionToken::generate()?);
+        }
+        let record = self.record(state, self.now(), ttl)?;
+        to_key(self.create(&record).await?)
+    }
+
+    /// Moves the session to its successor id and leaves a forward at the old one for the
+    /// grace window.
+    async fn rotate(
+        &self,
+        loaded: Loaded,
+        state: State,
+        ttl: &Duration,
+    ) -> Result<SessionKey, anyhow::Error> {
+        let next = self.successor(&loaded.token)?;
+        let next_hash = next.hash();
+        let record = self.record(state, loaded.created_at, ttl)?;
+        // Successor first: a concurrent request never finds a forward to nothing.
+        if !self.store.create(&next_hash, &record).await? {
+            // A concurrent request of the same page rotated first: same successor.
+            self.store.update(&next_hash, &record).await?;
+        }
+        let mut forward = Record::new(loaded.created_at, self.now() + self.settings.rotation_grace);
+        forward.meta.successor = Some(next_hash.as_str().to_owned());
+        if !self.store.update(&loaded.key, &forward).await? {
+            // The session was purged meanwhile (logout): do not let rotation revive it.
+            self.store.delete(&next_hash).await?;
+            return to_key(loaded.token);
+        }
+        tracing::debug!(session = %loaded.key, successor = %next_hash, "session id rotated");
+        to_key(next)
+    }
+
+    pub(crate) async fn update_ttl(
+        &self,
+        key: &SessionKey,
+        ttl: &Duration,
+    ) -> Result<(), anyhow::Error> {
+        if let Ok(token) = SessionToken::try_from(key.as_ref()) {
+            self.store
+                .touch(&token.hash(), self.now() + to_std(ttl))
+                .await?;
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn delete(&self, key: &SessionKey) -> Result<(), anyhow::Error> {
+        let ctx = RequestContext::current();
+        if ctx.as_ref().and_then(|ctx| ctx.detach.get()) == Some(false) {
+            return Ok(());
+        }
+        if let Ok(token) = SessionToken::try_from(key.as_ref()) {
+            self.store.delete(&token.hash()).await?;
+        }
+        // Purged through a grace forward: the successor is the live session.
+        if let Some(loaded) = ctx.as_ref().and_then(|ctx| ctx.loaded.borrow_mut().take()) {
+            if loaded.forwarded {
+                self.store.delete(&loaded.key).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn other(err: StoreError) -> LoadError {
+    LoadError::Other(err.into())
+}
+
+fn to_key(token: SessionToken) -> Result<SessionKey, anyhow::Error> {
+    SessionKey::try_from(token.as_str().to_owned()).map_err(anyhow::Error::new)
+}
+
+fn to_std(ttl: &Duration) -> std::time::Duration {
+    std::time::Duration::try_from(*ttl).unwrap_or_default()
+}

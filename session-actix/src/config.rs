@@ -1,0 +1,356 @@
+//! [`SessionLayerBuilder`]: every setting, its default, and the original utility's name.
+
+use std::{net::IpAddr, sync::Arc, time::Duration};
+
+use actix_session::config::CookieContentSecurity;
+use actix_web::cookie::{Key, SameSite};
+use ring::hmac;
+use session_core::{
+    binding::{mask, BindingKey, BindingPolicy},
+    store::CleanupPolicy,
+    Clock, SystemClock,
+};
+
+use session_core::Store;
+
+use crate::{backend::Backend, SessionLayer};
+
+/// The settings of a [`SessionLayer`], fixed when it is built.
+pub(crate) struct Settings {
+    pub(crate) cookie_name: String,
+    pub(crate) cookie_secure: bool,
+    pub(crate) cookie_http_only: bool,
+    pub(crate) cookie_same_site: SameSite,
+    pub(crate) cookie_domain: Option<String>,
+    pub(crate) cookie_path: String,
+    pub(crate) content_security: CookieContentSecurity,
+    pub(crate) persistent_cookie: bool,
+    pub(crate) idle_timeout: Duration,
+    pub(crate) absolute_timeout: Option<Duration>,
+    pub(crate) token_ttl: Option<Duration>,
+    pub(crate) rotation_grace: Duration,
+    pub(crate) cleanup: CleanupPolicy,
+    pub(crate) integrate_flash: bool,
+    pub(crate) binding: BindingPolicy,
+    pub(crate) trusted_proxies: Vec<(IpAddr, u8)>,
+    pub(crate) key: Key,
+    pub(crate) binding_key: BindingKey,
+    pub(crate) rotation_key: hmac::Key,
+    pub(crate) clock: Arc<dyn Clock>,
+}
+
+impl Settings {
+    /// Whether `ip` is one of the configured trusted proxies.
+    pub(crate) fn is_trusted_proxy(&self, ip: IpAddr) -> bool {
+        self.trusted_proxies.iter().any(|&(net, prefix)| {
+            let policy = BindingPolicy {
+                ipv4_prefix: prefix,
+                ipv6_prefix: prefix,
+                ..BindingPolicy::default()
+            };
+            ip.is_ipv4() == net.is_ipv4() && mask(ip, &policy) == mask(net, &policy)
+        })
+    }
+}
+
+/// Why a [`SessionLayerBuilder`] could not build.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A `__Host-` cookie must be `Secure`, have `Path=/` and no `Domain`.
+    #[error("a `__Host-` cookie must be Secure, with path \"/\" and no domain")]
+    HostPrefix,
+    /// A `__Secure-` cookie must be `Secure`.
+    #[error("a `__Secure-` cookie must be Secure")]
+    SecurePrefix,
+    /// A duration that must be positive is zero.
+    #[error("`{0}` must be greater than zero")]
+    ZeroDuration(&'static str),
+    /// The cookie name is empty or holds characters a cookie name cannot.
+    #[error("invalid cookie name {0:?}")]
+    CookieName(String),
+}
+
+/// Builds a [`SessionLayer`]. Made by [`SessionLayer::builder`] or
+/// [`SessionLayer::cookie_only`].
+///
+/// # Settings of the original utility
+///
+/// | original              | here                                               | default |
+/// |-----------------------|----------------------------------------------------|---------|
+/// | `cookie_name`         | [`cookie_name`](Self::cookie_name)                 | `"session"` |
+/// | `session_expire_time` | [`idle_timeout`](Self::idle_timeout) (sliding)     | 2 hours |
+/// | `clean_check_percent` | [`clean_check_percent`](Self::clean_check_percent) | 5 % |
+/// | `integrate_flash`     | [`integrate_flash`](Self::integrate_flash)         | on |
+/// | `check_ip`            | [`check_ip`](Self::check_ip)                       | off |
+/// | `check_user_agent`    | [`check_user_agent`](Self::check_user_agent)       | on |
+/// | `set_cookie_expires`  | [`persistent_cookie`](Self::persistent_cookie)     | on |
+/// | `session_token_ttl`   | [`token_rotation`](Self::token_rotation)           | 15 minutes |
+///
+/// # How the defaults were chosen
+///
+/// Where safety and convenience disagree, safety wins and convenience is one call away:
+/// cookies are `Secure`, `HttpOnly`, `SameSite=Lax` and encrypted; sessions end after 2 hours
+/// idle and 24 hours in all; ids rotate every 15 minutes. IP binding is off because
+/// legitimate clients change addresses (mobile networks, dual-stack); User-Agent binding is
+/// on because a legitimate browser does not change it mid-session.
+#[must_use]
+pub struct SessionLayerBuilder<S> {
+    backend: Backend<S>,
+    key: Key,
+    cookie_name: String,
+    cookie_secure: bool,
+    cookie_http_only: bool,
+    cookie_same_site: SameSite,
+    cookie_domain: Option<String>,
+    cookie_path: String,
+    content_security: CookieContentSecurity,
+    persistent_cookie: bool,
+    idle_timeout: Duration,
+    absolute_timeout: Option<Duration>,
+    token_ttl: Option<Duration>,
+    rotation_grace: Duration,
+    cleanup: CleanupPolicy,
+    integrate_flash: bool,
+    binding: BindingPolicy,
+    trusted_proxies: Vec<(IpAddr, u8)>,
+    clock: Arc<dyn Clock>,
+}
+
+impl<S> std::fmt::Debug for SessionLayerBuilder<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionLayerBuilder")
+            .field("cookie_name", &self.cookie_name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: Store> SessionLayerBuilder<S> {
+    pub(crate) fn new(backend: Backend<S>, key: Key) -> Self {
+        Self {
+            backend,
+            key,
+            cookie_name: "session".to_owned(),
+            cookie_secure: true,
+            cookie_http_only: true,
+            cookie_same_site: SameSite::Lax,
+            cookie_domain: None,
+            cookie_path: "/".to_owned(),
+            content_security: CookieContentSecurity::Private,
+            persistent_cookie: true,
+            idle_timeout: Duration::from_secs(2 * 60 * 60),
+            absolute_timeout: Some(Duration::from_secs(24 * 60 * 60)),
+            token_ttl: Some(Duration::from_secs(15 * 60)),
+            rotation_grace: Duration::from_secs(30),
+            cleanup: CleanupPolicy::default(),
+            integrate_flash: true,
+            binding: BindingPolicy {
+                check_user_agent: true,
+                ..BindingPolicy::default()
+            },
+            trusted_proxies: Vec::new(),
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// The session cookie's name (original: `cookie_name`). A `__Host-` name is checked to
+    /// be `Secure`, `Path=/` and domain-less. Default: `"session"`.
+    pub fn cookie_name(mut self, name: impl Into<String>) -> Self {
+        self.cookie_name = name.into();
+        self
+    }
+
+    /// How long a session lives without requests (original: `session_expire_time`). Each
+    /// request slides it; the stored expiry is refreshed at most about once per quarter of
+    /// it, so an unchanged session does not cost a write per request. Default: 2 hours.
+    pub fn idle_timeout(mut self, idle: Duration) -> Self {
+        self.idle_timeout = idle;
+        self
+    }
+
+    /// How long a session lives at most, however active; `None` for no limit. Default: 24
+    /// hours.
+    pub fn absolute_timeout(mut self, limit: Option<Duration>) -> Self {
+        self.absolute_timeout = limit;
+        self
+    }
+
+    /// Run a bounded cleanup of expired sessions on this share of writes (original:
+    /// `clean_check_percent`), deleting at most 1 000 records each time; `0` turns it off.
+    /// Default: 5 %.
+    pub fn clean_check_percent(mut self, percent: u8) -> Self {
+        self.cleanup = CleanupPolicy::new(percent, self.cleanup.batch().max(1));
+        self
+    }
+
+    /// Flash messages through [`Flash`](crate::Flash) (original: `integrate_flash`).
+    /// Default: on.
+    pub fn integrate_flash(mut self, on: bool) -> Self {
+        self.integrate_flash = on;
+        self
+    }
+
+    /// Bind each session to the client's IP prefix (original: `check_ip`); a request from
+    /// another prefix gets a fresh session. Default: off (see the type's docs).
+    pub fn check_ip(mut self, on: bool) -> Self {
+        self.binding.check_ip = on;
+        self
+    }
+
+    /// The prefix lengths compared by [`check_ip`](Self::check_ip). Default: /32 for IPv4,
+    /// /64 for IPv6.
+    pub fn ip_prefixes(mut self, ipv4: u8, ipv6: u8) -> Self {
+        self.binding.ipv4_prefix = ipv4.min(32);
+        self.binding.ipv6_prefix = ipv6.min(128);
+        self
+    }
+
+    /// Bind each session to the User-Agent header (original: `check_user_agent`).
+    /// Default: on.
+    pub fn check_user_agent(mut self, on: bool) -> Self {
+        self.binding.check_user_agent = on;
+        self
+    }
+
+    /// Proxies whose `X-Forwarded-For` is believed: `(address, prefix length)`. The client
+    /// IP is the right-most forwarded address that is not itself a trusted proxy; a request
+    /// from anyone else is judged by its peer address, whatever it forwards. Default: none.
+    pub fn trusted_proxies(mut self, proxies: impl IntoIterator<Item = (IpAddr, u8)>) -> Self {
+        self.trusted_proxies = proxies.into_iter().collect();
+        self
+    }
+
+    /// A persistent cookie with `Max-Age` = the idle timeout (`true`), or a browser-session
+    /// cookie that the browser drops when it closes (`false`) (original:
+    /// `set_cookie_expires`). Default: `true`.
+    pub fn persistent_cookie(mut self, persistent: bool) -> Self {
+        self.persistent_cookie = persistent;
+        self
+    }
+
+    /// Rotate the session id this often (original: `session_token_ttl`); `None` turns
+    /// rotation off. The previous id keeps working for the
+    /// [`rotation_grace`](Self::rotation_grace) window. Server-side stores only. Default:
+    /// 15 minutes.
+    pub fn token_rotation(mut self, every: Option<Duration>) -> Self {
+        self.token_ttl = every;
+        self
+    }
+
+    /// How long a rotated-away id still resolves to its session, so concurrent requests of
+    /// one page do not lose it. Default: 30 seconds.
+    pub fn rotation_grace(mut self, grace: Duration) -> Self {
+        self.rotation_grace = grace;
+        self
+    }
+
+    /// The cookie's `Secure` attribute. **Warning**: `false` sends the session id over plain
+    /// HTTP; only for local development. Default: `true`.
+    pub fn cookie_secure(mut self, secure: bool) -> Self {
+        self.cookie_secure = secure;
+        self
+    }
+
+    /// The cookie's `HttpOnly` attribute. **Warning**: `false` lets scripts (and XSS) read
+    /// the session id. Default: `true`.
+    pub fn cookie_http_only(mut self, http_only: bool) -> Self {
+        self.cookie_http_only = http_only;
+        self
+    }
+
+    /// The cookie's `SameSite` attribute. Default: `Lax`.
+    pub fn cookie_same_site(mut self, same_site: SameSite) -> Self {
+        self.cookie_same_site = same_site;
+        self
+    }
+
+    /// The cookie's `Domain` attribute. Default: none (host-only).
+    pub fn cookie_domain(mut self, domain: Option<String>) -> Self {
+        self.cookie_domain = domain;
+        self
+    }
+
+    /// The cookie's `Path` attribute. Default: `"/"`.
+    pub fn cookie_path(mut self, path: impl Into<String>) -> Self {
+        self.cookie_path = path.into();
+        self
+    }
+
+    /// Encrypt the cookie (`Private`) or only sign it (`Signed`). Server-side stores keep
+    /// only an id in it either way; a cookie-only session keeps its data there, readable by
+    /// the client when only signed. Default: `Private`.
+    pub fn cookie_content_security(mut self, security: CookieContentSecurity) -> Self {
+        self.content_security = security;
+        self
+    }
+
+    /// The clock for timeouts and rotation. Default: the system clock.
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Builds the layer.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError`] for settings that contradict each other (a `__Host-` cookie that is
+    /// not `Secure`, a zero idle timeout, ...).
+    pub fn build(self) -> Result<SessionLayer<S>, ConfigError> {
+        let name = &self.cookie_name;
+        if name.is_empty()
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b))
+        {
+            return Err(ConfigError::CookieName(name.clone()));
+        }
+        if name.starts_with("__Host-")
+            && (!self.cookie_secure || self.cookie_path != "/" || self.cookie_domain.is_some())
+        {
+            return Err(ConfigError::HostPrefix);
+        }
+        if name.starts_with("__Secure-") && !self.cookie_secure {
+            return Err(ConfigError::SecurePrefix);
+        }
+        if self.idle_timeout.is_zero() {
+            return Err(ConfigError::ZeroDuration("idle_timeout"));
+        }
+        if self.token_ttl.is_some_and(|ttl| ttl.is_zero()) {
+            return Err(ConfigError::ZeroDuration("token_rotation"));
+        }
+        // Independent keys for each use, derived from the cookie key's signing half.
+        let derive = |label: &[u8]| {
+            let master = hmac::Key::new(hmac::HMAC_SHA256, self.key.signing());
+            hmac::sign(&master, label)
+        };
+        let binding_key = BindingKey::new(derive(b"session-actix binding v1").as_ref());
+        let rotation_key = hmac::Key::new(
+            hmac::HMAC_SHA256,
+            derive(b"session-actix rotation v1").as_ref(),
+        );
+        let settings = Settings {
+            cookie_name: self.cookie_name,
+            cookie_secure: self.cookie_secure,
+            cookie_http_only: self.cookie_http_only,
+            cookie_same_site: self.cookie_same_site,
+            cookie_domain: self.cookie_domain,
+            cookie_path: self.cookie_path,
+            content_security: self.content_security,
+            persistent_cookie: self.persistent_cookie,
+            idle_timeout: self.idle_timeout,
+            absolute_timeout: self.absolute_timeout,
+            token_ttl: self.token_ttl.filter(|_| self.backend.is_server_side()),
+            rotation_grace: self.rotation_grace,
+            cleanup: self.cleanup,
+            integrate_flash: self.integrate_flash,
+            binding: self.binding,
+            trusted_proxies: self.trusted_proxies,
+            key: self.key,
+            binding_key,
+            rotation_key,
+            clock: self.clock,
+        };
+        Ok(SessionLayer::from_parts(self.backend, Arc::new(settings)))
+    }
+}

@@ -1,0 +1,66 @@
+//! The per-request context shared by the layer's parts.
+//!
+//! actix-session's `SessionStore` sees only a session key; binding and rotation need the
+//! request. The outer part of the layer computes what it needs, and runs the rest of the
+//! request inside a Tokio task-local scope holding this context, where the store bridge
+//! and the checks find it.
+
+use std::{
+    cell::{Cell, RefCell},
+    collections::HashMap,
+    rc::Rc,
+    time::SystemTime,
+};
+
+use session_core::{SessionToken, TokenHash};
+
+tokio::task_local! {
+    static CONTEXT: Rc<RequestContext>;
+}
+
+/// What one request's layer parts tell each other.
+#[derive(Debug, Default)]
+pub(crate) struct RequestContext {
+    /// The client's binding fingerprint, if binding is on.
+    pub(crate) fingerprint: Option<String>,
+    /// What the store bridge loaded, if it loaded a session.
+    pub(crate) loaded: RefCell<Option<Loaded>>,
+    /// Set by the checks: rotate the id when saving.
+    pub(crate) rotate: Cell<bool>,
+    /// Set by the checks: the request continues on a fresh session under a new id; the
+    /// loaded record is deleted (`Some(true)`) or left as it is (`Some(false)`, e.g. a
+    /// binding mismatch, so a stolen cookie cannot log its owner out).
+    pub(crate) detach: Cell<Option<bool>>,
+}
+
+/// A session the bridge loaded.
+#[derive(Debug)]
+pub(crate) struct Loaded {
+    /// The record's key (the successor's, when the request came through a grace forward).
+    pub(crate) key: TokenHash,
+    /// The token the client should hold for that record.
+    pub(crate) token: SessionToken,
+    /// Whether the client presented a rotated-away id still in its grace window.
+    pub(crate) forwarded: bool,
+    /// When the record was created.
+    pub(crate) created_at: SystemTime,
+    /// The state as loaded, to skip writes that change nothing.
+    pub(crate) state: HashMap<String, String>,
+}
+
+impl RequestContext {
+    /// Runs `future` with `self` as the current request's context.
+    pub(crate) async fn scope<F: std::future::Future>(self: Rc<Self>, future: F) -> F::Output {
+        CONTEXT.scope(self, future).await
+    }
+
+    /// The current request's context, if the layer set one.
+    pub(crate) fn current() -> Option<Rc<Self>> {
+        CONTEXT.try_with(Rc::clone).ok()
+    }
+
+    /// Whether the loaded session came through a grace forward.
+    pub(crate) fn forwarded(&self) -> bool {
+        self.loaded.borrow().as_ref().is_some_and(|l| l.forwarded)
+    }
+}

@@ -1,0 +1,116 @@
+//! Flash messages: set in one request, read exactly once in a later one.
+
+use std::{future::Future, pin::Pin};
+
+use actix_session::{Session, SessionExt};
+use actix_web::{dev::Payload, error, FromRequest, HttpMessage, HttpRequest};
+use serde::{Deserialize, Serialize};
+
+use crate::meta::FLASH_KEY;
+
+/// How important a flash message is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum Level {
+    /// Neutral information.
+    Info,
+    /// Something worked.
+    Success,
+    /// Something needs attention.
+    Warning,
+    /// Something failed.
+    Error,
+}
+
+impl Level {
+    /// The level's name: `"info"`, `"success"`, `"warning"` or `"error"`.
+    #[must_use]
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Info => "info",
+            Self::Success => "success",
+            Self::Warning => "warning",
+            Self::Error => "error",
+        }
+    }
+}
+
+/// One flash message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlashMessage {
+    /// Its level.
+    pub level: Level,
+    /// Its text.
+    pub text: String,
+}
+
+/// Messages taken from the session at the start of this request.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct IncomingFlash(pub(crate) Vec<FlashMessage>);
+
+/// Flash messages (the original utility's `integrate_flash`): an extractor.
+///
+/// [`messages`](Self::messages) are those set by earlier requests; they were removed from
+/// the session when this request started, so each is read exactly once.
+/// [`push`](Self::push) queues a message for a later request (typically the page a
+/// redirect leads to).
+///
+/// Extraction fails with 500 if the layer was built with `integrate_flash(false)`.
+pub struct Flash {
+    incoming: Vec<FlashMessage>,
+    session: Session,
+}
+
+impl std::fmt::Debug for Flash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Flash")
+            .field("incoming", &self.incoming)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Flash {
+    /// The messages set by earlier requests.
+    #[must_use]
+    pub fn messages(&self) -> &[FlashMessage] {
+        &self.incoming
+    }
+
+    /// Queues a message for a later request.
+    ///
+    /// # Errors
+    ///
+    /// If the session cannot store it (pending messages that no longer decode are
+    /// replaced, not an error).
+    pub fn push(&self, level: Level, text: impl Into<String>) -> Result<(), error::Error> {
+        let mut pending = match self.session.get::<Vec<FlashMessage>>(FLASH_KEY) {
+            Ok(pending) => pending.unwrap_or_default(),
+            Err(_) => Vec::new(),
+        };
+        pending.push(FlashMessage {
+            level,
+            text: text.into(),
+        });
+        self.session.insert(FLASH_KEY, pending)?;
+        Ok(())
+    }
+}
+
+impl FromRequest for Flash {
+    type Error = error::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let result = match req.extensions().get::<IncomingFlash>() {
+            Some(incoming) => Ok(Self {
+                incoming: incoming.0.clone(),
+                session: req.get_session(),
+            }),
+            None => Err(error::ErrorInternalServerError(
+                "flash messages are not enabled",
+            )),
+        };
+        Box::pin(async move { result })
+    }
+}

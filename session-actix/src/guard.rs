@@ -1,0 +1,117 @@
+//! The outer part of the layer: the request context, the client's identity, cache headers
+//! and opaque errors.
+
+use std::{net::IpAddr, rc::Rc, sync::Arc};
+
+use actix_web::{
+    body::MessageBody,
+    dev::{Service, ServiceRequest, ServiceResponse},
+    error::InternalError,
+    http::header::{self, HeaderValue},
+    Error,
+};
+
+use crate::{config::Settings, context::RequestContext};
+
+/// Wraps actix-session's middleware.
+pub struct Guard<Svc> {
+    service: Rc<Svc>,
+    settings: Arc<Settings>,
+}
+
+impl<Svc> Guard<Svc> {
+    pub(crate) fn new(service: Rc<Svc>, settings: Arc<Settings>) -> Self {
+        Self { service, settings }
+    }
+}
+
+impl<Svc, B> Service<ServiceRequest> for Guard<Svc>
+where
+    Svc: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<B>;
+    type Error = Error;
+    type Future =
+        std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self::Response, Error>>>>;
+
+    actix_web::dev::forward_ready!(service);
+
+    fn call(&self, req: ServiceRequest) -> Self::Future {
+        let service = Rc::clone(&self.service);
+        let settings = Arc::clone(&self.settings);
+        let fingerprint = settings.binding_key.fingerprint(
+            &settings.binding,
+            client_ip(&req, &settings),
+            req.headers()
+                .get(header::USER_AGENT)
+                .map(HeaderValue::as_bytes),
+        );
+        let ctx = Rc::new(RequestContext {
+            fingerprint,
+            ..RequestContext::default()
+        });
+        Box::pin(async move {
+            match ctx.scope(service.call(req)).await {
+                Ok(mut res) => {
+                    add_cache_headers(&mut res, &settings.cookie_name);
+                    Ok(res)
+                }
+                Err(err) => {
+                    let status = err.as_response_error().status_code();
+                    if !status.is_server_error() {
+                        return Err(err);
+                    }
+                    // Details go to the log; the client gets a status and a short body.
+                    tracing::error!(error = %err, "session layer failed");
+                    Err(InternalError::new("session error", status).into())
+                }
+            }
+        })
+    }
+}
+
+/// The client's IP: the peer address, or, when the peer is a trusted proxy, the right-most
+/// `X-Forwarded-For` entry that is not itself a trusted proxy.
+pub(crate) fn client_ip(req: &ServiceRequest, settings: &Settings) -> Option<IpAddr> {
+    let peer = req.peer_addr().map(|addr| addr.ip())?;
+    if !settings.is_trusted_proxy(peer) {
+        return Some(peer);
+    }
+    let forwarded: Vec<IpAddr> = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(|part| part.trim().parse::<IpAddr>())
+        .collect::<Result<_, _>>()
+        .unwrap_or_default();
+    forwarded
+        .iter()
+        .rev()
+        .find(|ip| !settings.is_trusted_proxy(**ip))
+        .or_else(|| forwarded.first())
+        .copied()
+        .or(Some(peer))
+}
+
+/// A response that sets the session cookie must not be cached by shared caches.
+fn add_cache_headers<B>(res: &mut ServiceResponse<B>, cookie_name: &str) {
+    let prefix = format!("{cookie_name}=");
+    let sets_cookie = res
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .any(|value| value.as_bytes().starts_with(prefix.as_bytes()));
+    if !sets_cookie {
+        return;
+    }
+    let headers = res.headers_mut();
+    let private = headers
+        .get(header::CACHE_CONTROL)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.contains("no-store") || value.contains("private"));
+    if !private {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    headers.append(header::VARY, HeaderValue::from_static("Cookie"));
+}
