@@ -1,0 +1,384 @@
+//! Test harness: stores (memory; tiered Redis + PostgreSQL), a test app, and a client that
+//! keeps its cookie like a browser.
+#![allow(dead_code, unreachable_pub)]
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use actix_web::{
+    body::MessageBody,
+    cookie::{Cookie, CookieJar, Key},
+    dev::{Service, ServiceResponse},
+    http::{header, StatusCode},
+    test, web, App, HttpResponse,
+};
+use session_actix::{Flash, Level, Session, SessionLayer, SessionLayerBuilder, Typed};
+use session_core::{
+    session,
+    store::{Counted, MemoryStore, OpCounts, PostgresStore, RedisStore, TieredStore},
+    ManualClock, Store,
+};
+
+pub const UA: &str = "Mozilla/5.0 (test browser)";
+
+/// What a test needs from a store.
+pub struct Fixture<S> {
+    pub store: S,
+    pub clock: ManualClock,
+    /// Operations since the last call, per tier: (cache, durable). A single-tier store
+    /// reports itself as the cache.
+    pub costs: Arc<dyn Fn() -> (OpCounts, OpCounts) + Send + Sync>,
+}
+
+pub type MemoryFixture = Fixture<Counted<MemoryStore>>;
+pub type TieredFixtureStore = TieredStore<Counted<RedisStore>, Counted<PostgresStore>>;
+pub type TieredFixture = Fixture<TieredFixtureStore>;
+
+pub async fn memory() -> Option<MemoryFixture> {
+    let clock = ManualClock::starting_now();
+    let store = Counted::new(MemoryStore::builder().clock(clock.clone()).build());
+    let counted = store.clone();
+    Some(Fixture {
+        store,
+        clock,
+        costs: Arc::new(move || (counted.take_counts(), OpCounts::default())),
+    })
+}
+
+fn services_required() -> bool {
+    std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false")
+        || std::env::var_os("REQUIRE_SERVICES").is_some()
+}
+
+fn unavailable(service: &str, err: &dyn std::fmt::Display) {
+    assert!(
+        !services_required(),
+        "{service} is required (CI is set) but unreachable: {err}"
+    );
+    eprintln!("SKIPPED: {service} unreachable ({err}); set CI=1 to make this a failure");
+}
+
+fn unique(prefix: &str) -> String {
+    let token = session_core::SessionToken::generate().unwrap();
+    format!("{prefix}_{}", &token.hash().as_str()[..12])
+}
+
+pub async fn tiered() -> Option<TieredFixture> {
+    let clock = ManualClock::starting_now();
+    let redis_url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let db_url = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let cache = RedisStore::builder(redis_url)
+        .key_prefix(format!("{}:", unique("actix")))
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let probe = session_core::SessionToken::generate().unwrap().hash();
+    if let Err(err) = cache.load(&probe).await {
+        unavailable("Redis", &err);
+        return None;
+    }
+    let pool = match tokio::time::timeout(
+        Duration::from_secs(5),
+        sqlx::postgres::PgPoolOptions::new()
+            .max_connections(4)
+            .connect(&db_url),
+    )
+    .await
+    {
+        Ok(Ok(pool)) => pool,
+        Ok(Err(err)) => {
+            unavailable("PostgreSQL", &err);
+            return None;
+        }
+        Err(err) => {
+            unavailable("PostgreSQL", &err);
+            return None;
+        }
+    };
+    let schema = unique("a");
+    sqlx::query(&format!("CREATE SCHEMA {schema}"))
+        .execute(&pool)
+        .await
+        .unwrap();
+    let durable = PostgresStore::builder(pool)
+        .table_name(format!("{schema}.sessions"))
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    durable.migrate().await.unwrap();
+    let (cache, durable) = (Counted::new(cache), Counted::new(durable));
+    let (c, d) = (cache.clone(), durable.clone());
+    Some(Fixture {
+        store: TieredStore::builder(cache, durable)
+            .clock(clock.clone())
+            .build(),
+        clock,
+        costs: Arc::new(move || (c.take_counts(), d.take_counts())),
+    })
+}
+
+/// The typed state the test app uses.
+#[session]
+#[derive(Debug, Default)]
+pub struct Profile {
+    #[session(default)]
+    pub visits: u32,
+    #[session(default)]
+    pub name: String,
+}
+
+/// A layer with the defaults, except what `configure` changes, on the fixture's clock.
+pub fn layer<S: Store + Clone>(
+    fixture: &Fixture<S>,
+    key: &Key,
+    configure: impl FnOnce(SessionLayerBuilder<S>) -> SessionLayerBuilder<S>,
+) -> SessionLayer<S> {
+    let builder =
+        SessionLayer::builder(fixture.store.clone(), key.clone()).clock(fixture.clock.clone());
+    configure(builder).build().unwrap()
+}
+
+/// The test app: a handful of routes over `layer`.
+pub async fn app<S: Store + Clone>(
+    layer: SessionLayer<S>,
+) -> impl Service<
+    actix_http::Request,
+    Response = ServiceResponse<impl MessageBody>,
+    Error = actix_web::Error,
+> {
+    test::init_service(
+        App::new()
+            .wrap(layer)
+            .route("/public", web::get().to(|| async { "ok" }))
+            .route(
+                "/count",
+                web::get().to(|session: Session| async move {
+                    let count = session.get::<u32>("count").unwrap_or_default().unwrap_or(0);
+                    count.to_string()
+                }),
+            )
+            .route(
+                "/inc",
+                web::post().to(|session: Session| async move {
+                    let count = session.get::<u32>("count").unwrap_or_default().unwrap_or(0) + 1;
+                    session.insert("count", count).unwrap();
+                    count.to_string()
+                }),
+            )
+            .route(
+                "/login",
+                web::post().to(|session: Session| async move {
+                    session.renew();
+                    session.insert("user", "alice").unwrap();
+                    "logged in"
+                }),
+            )
+            .route(
+                "/logout",
+                web::post().to(|session: Session| async move {
+                    session.purge();
+                    "bye"
+                }),
+            )
+            .route(
+                "/flash",
+                web::post().to(|flash: Flash| async move {
+                    flash.push(Level::Success, "saved").unwrap();
+                    flash.push(Level::Error, "but mind the gap").unwrap();
+                    "queued"
+                }),
+            )
+            .route(
+                "/flash",
+                web::get().to(|flash: Flash| async move {
+                    let texts: Vec<String> = flash
+                        .messages()
+                        .iter()
+                        .map(|m| format!("{}:{}", m.level.as_str(), m.text))
+                        .collect();
+                    texts.join("|")
+                }),
+            )
+            .route(
+                "/profile",
+                web::get().to(|profile: Typed<Profile>| async move {
+                    format!("{}:{}", profile.visits, profile.name)
+                }),
+            )
+            .route(
+                "/profile/visit",
+                web::post().to(|mut profile: Typed<Profile>| async move {
+                    profile.visits += 1;
+                    profile.visits.to_string()
+                }),
+            )
+            .route(
+                "/profile/same",
+                web::post().to(|mut profile: Typed<Profile>| async move {
+                    let name = profile.name.clone();
+                    profile.name = name; // assigned, but unchanged
+                    HttpResponse::Ok().finish()
+                }),
+            ),
+    )
+    .await
+}
+
+/// A browser: one cookie, one address, one User-Agent.
+#[derive(Clone)]
+pub struct Client {
+    pub cookie: Option<Cookie<'static>>,
+    pub peer: SocketAddr,
+    pub user_agent: String,
+    pub headers: Vec<(String, String)>,
+}
+
+/// What a response carried.
+pub struct Reply {
+    pub status: StatusCode,
+    pub body: String,
+    pub set_cookie: Option<Cookie<'static>>,
+    pub headers: actix_web::http::header::HeaderMap,
+}
+
+impl Client {
+    pub fn new() -> Self {
+        Self::from_ip("203.0.113.7")
+    }
+
+    pub fn from_ip(ip: &str) -> Self {
+        Self {
+            cookie: None,
+            peer: SocketAddr::new(ip.parse().unwrap(), 40000),
+            user_agent: UA.to_owned(),
+            headers: Vec::new(),
+        }
+    }
+
+    pub async fn get<A, B>(&mut self, app: &A, path: &str) -> Reply
+    where
+        A: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+        B: MessageBody,
+    {
+        self.send(app, test::TestRequest::get().uri(path)).await
+    }
+
+    pub async fn post<A, B>(&mut self, app: &A, path: &str) -> Reply
+    where
+        A: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+        B: MessageBody,
+    {
+        self.send(app, test::TestRequest::post().uri(path)).await
+    }
+
+    pub async fn send<A, B>(&mut self, app: &A, req: test::TestRequest) -> Reply
+    where
+        A: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+        B: MessageBody,
+    {
+        let reply = self.send_without_keeping(app, req).await;
+        if let Some(cookie) = &reply.set_cookie {
+            let removed = cookie.max_age() == Some(actix_web::cookie::time::Duration::ZERO);
+            self.cookie = (!removed).then(|| cookie.clone());
+        }
+        reply
+    }
+
+    /// Sends without updating the stored cookie (a concurrent request of the same page).
+    pub async fn send_without_keeping<A, B>(&self, app: &A, req: test::TestRequest) -> Reply
+    where
+        A: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+        B: MessageBody,
+    {
+        let mut req = req
+            .peer_addr(self.peer)
+            .insert_header((header::USER_AGENT, self.user_agent.clone()));
+        for (name, value) in &self.headers {
+            req = req.append_header((name.clone(), value.clone()));
+        }
+        if let Some(cookie) = &self.cookie {
+            req = req.cookie(cookie.clone());
+        }
+        let (status, headers, set_cookie, body) =
+            match test::try_call_service(app, req.to_request()).await {
+                Ok(res) => {
+                    let status = res.status();
+                    let headers = res.headers().clone();
+                    let set_cookie = res
+                        .response()
+                        .cookies()
+                        .find(|c| c.name() == "session")
+                        .map(|c| c.into_owned());
+                    let body = test::read_body(res).await.to_vec();
+                    (status, headers, set_cookie, body)
+                }
+                // A middleware error: what actix-web would send.
+                Err(err) => {
+                    let res = err.error_response();
+                    let status = res.status();
+                    let headers = res.headers().clone();
+                    let body = actix_web::body::to_bytes(res.into_body())
+                        .await
+                        .unwrap_or_default()
+                        .to_vec();
+                    (status, headers, None, body)
+                }
+            };
+        Reply {
+            status,
+            body: String::from_utf8_lossy(&body).into_owned(),
+            set_cookie,
+            headers,
+        }
+    }
+}
+
+/// An encrypted session cookie holding `value`, as the server would make it with `key`: a
+/// client that knows the key (or a test) can put any id in it.
+pub fn forge_cookie(key: &Key, value: &str) -> Cookie<'static> {
+    let mut jar = CookieJar::new();
+    jar.private_mut(key)
+        .add(Cookie::new("session", value.to_owned()));
+    jar.get("session").unwrap().clone().into_owned()
+}
+
+/// The token inside an (encrypted) session cookie.
+pub fn token_of(key: &Key, cookie: &Cookie<'static>) -> session_core::SessionToken {
+    let mut jar = CookieJar::new();
+    jar.add_original(cookie.clone());
+    let value = jar
+        .private(key)
+        .get(cookie.name())
+        .unwrap()
+        .value()
+        .to_owned();
+    session_core::SessionToken::try_from(value).unwrap()
+}
+
+/// Runs an async test body against the memory store and the tiered Redis + PostgreSQL
+/// store; a missing service skips the tiered run (fails under CI).
+macro_rules! both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod memory_store {
+            $(
+                #[actix_web::test]
+                async fn $name() {
+                    if let Some(fixture) = $crate::common::memory().await {
+                        super::$name(fixture).await;
+                    }
+                }
+            )*
+        }
+        mod tiered_redis_postgres {
+            $(
+                #[actix_web::test]
+                async fn $name() {
+                    if let Some(fixture) = $crate::common::tiered().await {
+                        super::$name(fixture).await;
+                    }
+                }
+            )*
+        }
+    };
+}
+pub(crate) use both_stores;

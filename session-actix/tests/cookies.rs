@@ -1,0 +1,139 @@
+//! Cookie attributes, cache headers, and layer configuration.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
+mod common;
+
+use std::time::Duration;
+
+use actix_web::{
+    cookie::{Key, SameSite},
+    http::header,
+};
+use common::{both_stores, Client, Fixture};
+use session_actix::{ConfigError, SessionLayer};
+use session_core::{store::MemoryStore, Store};
+
+async fn strict_defaults<S: Store + Clone>(f: Fixture<S>) {
+    let key = Key::generate();
+    let app = common::app(common::layer(&f, &key, |b| b)).await;
+    let mut client = Client::new();
+
+    // A request that stores nothing sets no cookie.
+    let reply = client.get(&app, "/public").await;
+    assert!(reply.set_cookie.is_none());
+    assert!(reply.headers.get(header::CACHE_CONTROL).is_none());
+
+    let reply = client.post(&app, "/inc").await;
+    let cookie = reply.set_cookie.expect("session cookie");
+    assert_eq!(cookie.name(), "session");
+    assert_eq!(cookie.http_only(), Some(true));
+    assert_eq!(cookie.secure(), Some(true));
+    assert_eq!(cookie.same_site(), Some(SameSite::Lax));
+    assert_eq!(cookie.path(), Some("/"));
+    assert_eq!(cookie.domain(), None);
+    assert_eq!(
+        cookie.max_age(),
+        Some(actix_web::cookie::time::Duration::hours(2))
+    );
+    // Encrypted: the value is not a bare token.
+    assert_ne!(cookie.value().len(), 43);
+    assert_eq!(
+        reply.headers.get(header::CACHE_CONTROL).unwrap(),
+        "no-store"
+    );
+    assert_eq!(reply.headers.get(header::VARY).unwrap(), "Cookie");
+}
+
+async fn browser_session_cookie_and_custom_attributes<S: Store + Clone>(f: Fixture<S>) {
+    let key = Key::generate();
+    let app = common::app(common::layer(&f, &key, |b| {
+        b.persistent_cookie(false)
+            .cookie_same_site(SameSite::Strict)
+            .cookie_path("/")
+            .cookie_domain(Some("example.test".into()))
+    }))
+    .await;
+    let cookie = Client::new().post(&app, "/inc").await.set_cookie.unwrap();
+    assert_eq!(
+        cookie.max_age(),
+        None,
+        "set_cookie_expires = false: no Max-Age"
+    );
+    assert_eq!(cookie.expires(), None);
+    assert_eq!(cookie.same_site(), Some(SameSite::Strict));
+    assert_eq!(cookie.domain(), Some("example.test"));
+}
+
+async fn idle_timeout_sets_max_age<S: Store + Clone>(f: Fixture<S>) {
+    let key = Key::generate();
+    let app = common::app(common::layer(&f, &key, |b| {
+        b.idle_timeout(Duration::from_secs(600))
+    }))
+    .await;
+    let cookie = Client::new().post(&app, "/inc").await.set_cookie.unwrap();
+    assert_eq!(
+        cookie.max_age(),
+        Some(actix_web::cookie::time::Duration::minutes(10))
+    );
+}
+
+both_stores!(
+    strict_defaults,
+    browser_session_cookie_and_custom_attributes,
+    idle_timeout_sets_max_age
+);
+
+#[actix_web::test]
+async fn host_prefix_cookie() {
+    let store = MemoryStore::new();
+    let ok = SessionLayer::builder(store.clone(), Key::generate())
+        .cookie_name("__Host-session")
+        .build();
+    assert!(ok.is_ok());
+    let err = SessionLayer::builder(store.clone(), Key::generate())
+        .cookie_name("__Host-session")
+        .cookie_domain(Some("example.test".into()))
+        .build()
+        .unwrap_err();
+    assert!(matches!(err, ConfigError::HostPrefix));
+    let err = SessionLayer::builder(store.clone(), Key::generate())
+        .cookie_name("__Host-session")
+        .cookie_secure(false)
+        .build()
+        .unwrap_err();
+    assert!(matches!(err, ConfigError::HostPrefix));
+    for bad in ["", "a b", "semi;colon"] {
+        assert!(matches!(
+            SessionLayer::builder(store.clone(), Key::generate())
+                .cookie_name(bad)
+                .build(),
+            Err(ConfigError::CookieName(_))
+        ));
+    }
+    assert!(matches!(
+        SessionLayer::builder(store, Key::generate())
+            .idle_timeout(Duration::ZERO)
+            .build(),
+        Err(ConfigError::ZeroDuration("idle_timeout"))
+    ));
+}
+
+#[actix_web::test]
+async fn host_prefix_cookie_round_trip() {
+    let layer = SessionLayer::builder(MemoryStore::new(), Key::generate())
+        .cookie_name("__Host-session")
+        .build()
+        .unwrap();
+    let app = common::app(layer).await;
+    let req = actix_web::test::TestRequest::post()
+        .uri("/inc")
+        .to_request();
+    let res = actix_web::test::call_service(&app, req).await;
+    let cookie = res.response().cookies().next().unwrap().into_owned();
+    assert_eq!(cookie.name(), "__Host-session");
+    let req = actix_web::test::TestRequest::post()
+        .uri("/inc")
+        .cookie(cookie)
+        .to_request();
+    assert_eq!(actix_web::test::call_and_read_body(&app, req).await, "2");
+}
