@@ -102,9 +102,10 @@ impl FromRequest for Flash {
     type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let result = match req.extensions().get::<IncomingFlash>() {
+        let incoming = req.extensions().get::<IncomingFlash>().cloned();
+        let result = match incoming {
             Some(incoming) => Ok(Self {
-                incoming: incoming.0.clone(),
+                incoming: incoming.0,
                 session: req.get_session(),
             }),
             None => Err(error::ErrorInternalServerError(

@@ -108,3 +108,25 @@ both_stores!(
     refresh_writes_at_most_once_per_quarter_idle,
     a_save_costs_one_write_per_tier,
 );
+
+async fn clean_check_percent_runs_cleanup_on_writes<S: Store + Clone>(f: Fixture<S>) {
+    let key = Key::generate();
+    let always = common::app(common::layer(&f, &key, |b| b.clean_check_percent(100))).await;
+    let never = common::app(common::layer(&f, &key, |b| b.clean_check_percent(0))).await;
+    (f.costs)();
+    Client::new().post(&always, "/inc").await;
+    let (cache, durable) = (f.costs)();
+    assert_eq!(
+        cache.cleanup + durable.cleanup,
+        1,
+        "100 %: every write cleans"
+    );
+    Client::new().post(&never, "/inc").await;
+    let (cache, durable) = (f.costs)();
+    assert_eq!(cache.cleanup + durable.cleanup, 0, "0 %: never");
+}
+
+mod cleanup {
+    use super::*;
+    both_stores!(clean_check_percent_runs_cleanup_on_writes);
+}

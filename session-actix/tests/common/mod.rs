@@ -357,6 +357,7 @@ pub fn token_of(key: &Key, cookie: &Cookie<'static>) -> session_core::SessionTok
 
 /// Runs an async test body against the memory store and the tiered Redis + PostgreSQL
 /// store; a missing service skips the tiered run (fails under CI).
+#[allow(unused_macros)]
 macro_rules! both_stores {
     ($($name:ident),* $(,)?) => {
         mod memory_store {
@@ -381,4 +382,5 @@ macro_rules! both_stores {
         }
     };
 }
+#[allow(unused_imports)]
 pub(crate) use both_stores;

@@ -1,0 +1,51 @@
+//! The typed extractor: `Typed<T>` for a `#[session]` struct.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
+mod common;
+
+use actix_web::cookie::Key;
+use common::{both_stores, token_of, Client, Fixture, Profile};
+use session_core::Store;
+
+async fn writes_back_only_changed_fields<S: Store + Clone>(f: Fixture<S>) {
+    let key = Key::generate();
+    let app = common::app(common::layer(&f, &key, |b| b.clean_check_percent(0))).await;
+    let mut client = Client::new();
+    assert_eq!(client.post(&app, "/profile/visit").await.body, "1");
+    let token = token_of(&key, client.cookie.as_ref().unwrap());
+    let record = f.store.load(&token.hash()).await.unwrap().unwrap();
+    assert_eq!(record.get::<u32>(Profile::VISITS_KEY).unwrap(), Some(1));
+    assert!(
+        !record.state.contains_key(Profile::NAME_KEY),
+        "unchanged field not written"
+    );
+
+    assert_eq!(client.post(&app, "/profile/visit").await.body, "2");
+    assert_eq!(client.get(&app, "/profile").await.body, "2:");
+
+    // Reading, or assigning an equal value, writes nothing.
+    (f.costs)();
+    client.get(&app, "/profile").await;
+    client.post(&app, "/profile/same").await;
+    let (cache, durable) = (f.costs)();
+    assert_eq!(
+        cache.writes() + durable.writes(),
+        0,
+        "{cache:?} {durable:?}"
+    );
+    assert_eq!(cache.load + durable.load, 2);
+}
+
+async fn nothing_stored_for_a_visitor_who_changes_nothing<S: Store + Clone>(f: Fixture<S>) {
+    let key = Key::generate();
+    let app = common::app(common::layer(&f, &key, |b| b)).await;
+    let mut client = Client::new();
+    let reply = client.get(&app, "/profile").await;
+    assert_eq!(reply.body, "0:");
+    assert!(reply.set_cookie.is_none(), "no session created");
+}
+
+both_stores!(
+    writes_back_only_changed_fields,
+    nothing_stored_for_a_visitor_who_changes_nothing
+);
