@@ -1,0 +1,37 @@
+//! `cargo run -p mastermind`: the game on http://127.0.0.1:8080.
+
+use std::time::Duration;
+
+use actix_web::{App, HttpServer};
+use example_support::{cookie_key, cookie_secure, init_logging, listen_addr, ExampleStore};
+use session_actix::SessionLayer;
+
+#[actix_web::main]
+async fn main() -> std::io::Result<()> {
+    init_logging();
+    let store = ExampleStore::from_env("mastermind")
+        .await
+        .map_err(std::io::Error::other)?;
+    let key = cookie_key().map_err(std::io::Error::other)?;
+    let layer = SessionLayer::builder(store, key)
+        .cookie_secure(cookie_secure())
+        // Shown on purpose: a session is bound to the client's address and browser, and its
+        // id changes every 5 minutes (the old one keeps working for 30 seconds).
+        .check_ip(true)
+        .check_user_agent(true)
+        .token_rotation(Some(Duration::from_secs(5 * 60)))
+        .idle_timeout(Duration::from_secs(2 * 60 * 60))
+        .build()
+        .map_err(std::io::Error::other)?;
+    let addr = listen_addr("MASTERMIND_ADDR");
+    let server = HttpServer::new(move || {
+        App::new()
+            .wrap(layer.clone())
+            .configure(mastermind::web::routes)
+    })
+    .bind(&addr)?;
+    for bound in server.addrs() {
+        tracing::info!("Mastermind is ready on http://{bound}");
+    }
+    server.run().await
+}

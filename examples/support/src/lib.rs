@@ -1,0 +1,180 @@
+//! What the examples share: the session store chosen from the environment, the cookie key,
+//! and the layer settings they have in common.
+//!
+//! - No `REDIS_URL`/`DATABASE_URL`: the embedded default, an in-process cache in front of a
+//!   SQLite file (`SESSION_DB`, default `sqlite://<example>-sessions.sqlite` in the working
+//!   directory), so sessions survive a restart.
+//! - `REDIS_URL` and `DATABASE_URL` (`postgres://…`) both set: Redis in front of
+//!   PostgreSQL.
+//! - The cookie key comes from `SESSION_SECRET` (at least 32 bytes); without it a
+//!   development key is generated once, kept in `.session-secret`, and a warning says so.
+#![forbid(unsafe_code)]
+
+use std::{path::Path, time::SystemTime};
+
+use actix_web::cookie::Key;
+use base64::{engine::general_purpose::STANDARD, Engine as _};
+use session_core::{
+    store::{MemoryStore, PostgresStore, RedisStore, SqliteStore, TieredStore},
+    Record, Store, StoreError, TokenHash,
+};
+
+/// The store an example runs on.
+#[derive(Clone, Debug)]
+pub enum ExampleStore {
+    /// In-process cache in front of SQLite.
+    Embedded(TieredStore<MemoryStore, SqliteStore>),
+    /// Redis in front of PostgreSQL.
+    Server(TieredStore<RedisStore, PostgresStore>),
+}
+
+impl ExampleStore {
+    /// Chooses the store from the environment (see the crate docs).
+    ///
+    /// # Errors
+    ///
+    /// If the database cannot be opened or reached.
+    pub async fn from_env(example: &str) -> Result<Self, StoreError> {
+        let redis = std::env::var("REDIS_URL").ok().filter(|v| !v.is_empty());
+        let database = std::env::var("DATABASE_URL").ok().filter(|v| !v.is_empty());
+        match (redis, database) {
+            (Some(redis), Some(database)) if database.starts_with("postgres") => {
+                let cache = RedisStore::builder(redis)
+                    .key_prefix(format!("{example}:session:"))
+                    .build()?;
+                let pool = sqlx_pool(&database).await?;
+                let durable = PostgresStore::builder(pool)
+                    .table_name(format!("{}_sessions", example.replace('-', "_")))
+                    .build()?;
+                durable.migrate().await?;
+                tracing::info!("sessions: Redis cache in front of PostgreSQL");
+                Ok(Self::Server(TieredStore::new(cache, durable)))
+            }
+            _ => {
+                let db = std::env::var("SESSION_DB")
+                    .unwrap_or_else(|_| format!("sqlite://{example}-sessions.sqlite"));
+                let durable = SqliteStore::connect(&db).await?;
+                tracing::info!(db, "sessions: in-process cache in front of SQLite");
+                Ok(Self::Embedded(TieredStore::new(
+                    MemoryStore::new(),
+                    durable,
+                )))
+            }
+        }
+    }
+}
+
+async fn sqlx_pool(url: &str) -> Result<sqlx::PgPool, StoreError> {
+    sqlx::postgres::PgPoolOptions::new()
+        .test_before_acquire(false)
+        .connect(url)
+        .await
+        .map_err(StoreError::from)
+}
+
+macro_rules! delegate {
+    ($self:ident, $store:ident => $call:expr) => {
+        match $self {
+            Self::Embedded($store) => $call,
+            Self::Server($store) => $call,
+        }
+    };
+}
+
+impl Store for ExampleStore {
+    async fn load(&self, key: &TokenHash) -> Result<Option<Record>, StoreError> {
+        delegate!(self, store => store.load(key).await)
+    }
+
+    async fn create(&self, key: &TokenHash, record: &Record) -> Result<bool, StoreError> {
+        delegate!(self, store => store.create(key, record).await)
+    }
+
+    async fn update(&self, key: &TokenHash, record: &Record) -> Result<bool, StoreError> {
+        delegate!(self, store => store.update(key, record).await)
+    }
+
+    async fn touch(&self, key: &TokenHash, expires_at: SystemTime) -> Result<bool, StoreError> {
+        delegate!(self, store => store.touch(key, expires_at).await)
+    }
+
+    async fn delete(&self, key: &TokenHash) -> Result<(), StoreError> {
+        delegate!(self, store => store.delete(key).await)
+    }
+
+    async fn cleanup(&self, limit: usize) -> Result<usize, StoreError> {
+        delegate!(self, store => store.cleanup(limit).await)
+    }
+}
+
+/// The file that keeps the development key.
+pub const DEV_KEY_FILE: &str = ".session-secret";
+
+/// The cookie key: from `SESSION_SECRET`, or a development key kept in
+/// [`DEV_KEY_FILE`] (generated on first start) so sessions survive restarts.
+///
+/// # Errors
+///
+/// If `SESSION_SECRET` is shorter than 32 bytes, or the key file cannot be read or written.
+pub fn cookie_key() -> Result<Key, String> {
+    if let Ok(secret) = std::env::var("SESSION_SECRET") {
+        if secret.len() < 32 {
+            return Err("SESSION_SECRET must be at least 32 bytes".into());
+        }
+        return Ok(Key::derive_from(secret.as_bytes()));
+    }
+    let path = Path::new(DEV_KEY_FILE);
+    let key = match std::fs::read_to_string(path) {
+        Ok(text) => {
+            let bytes = STANDARD
+                .decode(text.trim())
+                .map_err(|err| format!("{DEV_KEY_FILE} is not a key: {err}"))?;
+            Key::try_from(bytes.as_slice()).map_err(|err| format!("{DEV_KEY_FILE}: {err}"))?
+        }
+        Err(_) => {
+            let key = Key::generate();
+            write_private(path, STANDARD.encode(key.master()).as_bytes())
+                .map_err(|err| format!("cannot write {DEV_KEY_FILE}: {err}"))?;
+            key
+        }
+    };
+    tracing::warn!(
+        "SESSION_SECRET is not set: using the development key in {DEV_KEY_FILE}. \
+         Set SESSION_SECRET (32+ random bytes) in production."
+    );
+    Ok(key)
+}
+
+/// Writes a file only its owner can read.
+fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)?.write_all(contents)
+}
+
+/// The address to listen on: `var` (e.g. `MASTERMIND_ADDR`), default `127.0.0.1:8080`.
+#[must_use]
+pub fn listen_addr(var: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| "127.0.0.1:8080".to_owned())
+}
+
+/// Whether to mark cookies `Secure`: `SESSION_COOKIE_SECURE=1`. The examples serve plain
+/// HTTP on loopback, where a browser would drop a `Secure` cookie; a deployment behind TLS
+/// sets it (the library's default is `Secure`).
+#[must_use]
+pub fn cookie_secure() -> bool {
+    std::env::var("SESSION_COOKIE_SECURE").is_ok_and(|v| v == "1" || v == "true")
+}
+
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`).
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
