@@ -274,7 +274,11 @@ async fn real_cache_outage_serves_from_durable_and_never_serves_stale_after() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(tier.stats().dirty_keys, 0, "stale keys invalidated once the cache is back");
+    assert_eq!(
+        tier.stats().dirty_keys,
+        0,
+        "stale keys invalidated once the cache is back"
+    );
     assert_eq!(
         value(&cache.load(&key).await.unwrap()).as_deref(),
         Some("v2"),
