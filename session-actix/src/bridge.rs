@@ -106,7 +106,7 @@ impl<S: Store> StoreBridge<S> {
                 token,
                 forwarded,
                 created_at: record.created_at,
-                state: state.clone(),
+                state: forwarded.then(|| state.clone()),
             });
         }
         state
@@ -197,7 +197,7 @@ impl<S: Store> StoreBridge<S> {
         if rotate {
             return self.rotate(loaded, state, ttl).await;
         }
-        if state == loaded.state {
+        if loaded.state.as_ref() == Some(&state) {
             // Nothing changed (the cookie is being re-issued, e.g. after a grace forward).
             return to_key(loaded.token);
         }

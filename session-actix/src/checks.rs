@@ -6,13 +6,13 @@ use std::{rc::Rc, sync::Arc, time::Duration};
 use actix_session::{SessionExt, SessionStatus};
 use actix_web::{
     dev::{Service, ServiceRequest, ServiceResponse},
-    Error, HttpMessage,
+    Error,
 };
 
 use crate::{
     config::Settings,
     context::RequestContext,
-    flash::{FlashMessage, IncomingFlash},
+    flash::FlashMessage,
     meta::{is_reserved, SessionMeta, FLASH_KEY, META_KEY},
 };
 
@@ -107,16 +107,13 @@ where
                 }
             }
             if settings.integrate_flash {
+                ctx.flash_enabled.set(true);
                 // Taken out of the session now, so each message is read exactly once.
-                let messages = if session.contains_key(FLASH_KEY) {
-                    match session.remove_as::<Vec<FlashMessage>>(FLASH_KEY) {
-                        Some(Ok(messages)) => messages,
-                        _ => Vec::new(),
+                if session.contains_key(FLASH_KEY) {
+                    if let Some(Ok(messages)) = session.remove_as::<Vec<FlashMessage>>(FLASH_KEY) {
+                        *ctx.incoming_flash.borrow_mut() = messages;
                     }
-                } else {
-                    Vec::new()
-                };
-                req.extensions_mut().insert(IncomingFlash(messages));
+                }
             }
 
             let res = service.call(req).await?;

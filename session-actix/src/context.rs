@@ -31,6 +31,10 @@ pub(crate) struct RequestContext {
     /// loaded record is deleted (`Some(true)`) or left as it is (`Some(false)`, e.g. a
     /// binding mismatch, so a stolen cookie cannot log its owner out).
     pub(crate) detach: Cell<Option<bool>>,
+    /// Flash messages are on for this layer.
+    pub(crate) flash_enabled: Cell<bool>,
+    /// Flash messages taken from the session when this request started.
+    pub(crate) incoming_flash: RefCell<Vec<crate::flash::FlashMessage>>,
 }
 
 /// A session the bridge loaded.
@@ -44,8 +48,9 @@ pub(crate) struct Loaded {
     pub(crate) forwarded: bool,
     /// When the record was created.
     pub(crate) created_at: SystemTime,
-    /// The state as loaded, to skip writes that change nothing.
-    pub(crate) state: HashMap<String, String>,
+    /// The state as loaded, kept only for a grace forward (where the request's write
+    /// usually just re-issues the cookie), to skip a write that changes nothing.
+    pub(crate) state: Option<HashMap<String, String>>,
 }
 
 impl RequestContext {

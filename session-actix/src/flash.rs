@@ -3,7 +3,7 @@
 use std::{future::Future, pin::Pin};
 
 use actix_session::{Session, SessionExt};
-use actix_web::{dev::Payload, error, FromRequest, HttpMessage, HttpRequest};
+use actix_web::{dev::Payload, error, FromRequest, HttpRequest};
 use serde::{Deserialize, Serialize};
 
 use crate::meta::FLASH_KEY;
@@ -44,10 +44,6 @@ pub struct FlashMessage {
     /// Its text.
     pub text: String,
 }
-
-/// Messages taken from the session at the start of this request.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct IncomingFlash(pub(crate) Vec<FlashMessage>);
 
 /// Flash messages (the original utility's `integrate_flash`): an extractor.
 ///
@@ -102,10 +98,10 @@ impl FromRequest for Flash {
     type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let incoming = req.extensions().get::<IncomingFlash>().cloned();
-        let result = match incoming {
-            Some(incoming) => Ok(Self {
-                incoming: incoming.0,
+        let ctx = crate::context::RequestContext::current();
+        let result = match ctx.filter(|ctx| ctx.flash_enabled.get()) {
+            Some(ctx) => Ok(Self {
+                incoming: ctx.incoming_flash.borrow().clone(),
                 session: req.get_session(),
             }),
             None => Err(error::ErrorInternalServerError(

@@ -97,11 +97,11 @@ pub(crate) fn client_ip(req: &ServiceRequest, settings: &Settings) -> Option<IpA
 
 /// A response that sets the session cookie must not be cached by shared caches.
 fn add_cache_headers<B>(res: &mut ServiceResponse<B>, cookie_name: &str) {
-    let prefix = format!("{cookie_name}=");
-    let sets_cookie = res
-        .headers()
-        .get_all(header::SET_COOKIE)
-        .any(|value| value.as_bytes().starts_with(prefix.as_bytes()));
+    let name = cookie_name.as_bytes();
+    let sets_cookie = res.headers().get_all(header::SET_COOKIE).any(|value| {
+        let value = value.as_bytes();
+        value.starts_with(name) && value.get(name.len()) == Some(&b'=')
+    });
     if !sets_cookie {
         return;
     }

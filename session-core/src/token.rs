@@ -84,10 +84,11 @@ impl TryFrom<&str> for SessionToken {
         }
         // 43 characters carry 258 bits; the last character must leave the 2 spare bits zero,
         // or two spellings would name the same bytes.
-        match URL_SAFE_NO_PAD.decode(value) {
-            Ok(bytes) if bytes.len() == TOKEN_BYTES => Ok(Self(value.to_owned())),
-            _ => Err(InvalidToken::Alphabet),
+        let last = value.as_bytes()[TOKEN_LEN - 1];
+        if sextet(last) & 0b11 != 0 {
+            return Err(InvalidToken::Alphabet);
         }
+        Ok(Self(value.to_owned()))
     }
 }
 
@@ -109,6 +110,17 @@ pub enum InvalidToken {
     /// The value holds characters outside unpadded base64url.
     #[error("a session token holds only unpadded base64url characters")]
     Alphabet,
+}
+
+/// The 6-bit value of a base64url character (already checked to be one).
+fn sextet(c: u8) -> u8 {
+    match c {
+        b'A'..=b'Z' => c - b'A',
+        b'a'..=b'z' => c - b'a' + 26,
+        b'0'..=b'9' => c - b'0' + 52,
+        b'-' => 62,
+        _ => 63,
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -209,6 +221,23 @@ mod tests {
             SessionToken::try_from(multibyte.as_str()),
             Err(InvalidToken::Alphabet)
         );
+    }
+
+    #[test]
+    fn canonical_check_matches_decoding() {
+        // Every last character: accepted exactly when it decodes to 32 bytes canonically.
+        let alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        for c in alphabet.chars() {
+            let text = format!("{}{c}", "A".repeat(TOKEN_LEN - 1));
+            let decodes = URL_SAFE_NO_PAD
+                .decode(&text)
+                .is_ok_and(|b| b.len() == TOKEN_BYTES);
+            assert_eq!(
+                SessionToken::try_from(text.as_str()).is_ok(),
+                decodes,
+                "{c}"
+            );
+        }
     }
 
     #[test]

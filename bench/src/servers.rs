@@ -1,0 +1,258 @@
+//! The server variants, each with `GET /read` (reads an integer from the session) and
+//! `POST /write` (increments it), served by one worker thread.
+
+use std::{sync::Arc, time::Duration};
+
+use actix_session::{
+    storage::CookieSessionStore, storage::RedisSessionStore, Session, SessionMiddleware,
+};
+use actix_web::{cookie::Key, web, App, HttpResponse, HttpServer};
+use session_actix::SessionLayer;
+use session_core::{
+    store::{Counted, MemoryStore, PostgresStore, RedisStore, SqliteStore, TieredStore},
+    Store,
+};
+
+/// Every variant, in table order.
+pub(crate) const VARIANTS: &[&str] = &[
+    "bare-actix",
+    "actix-session-cookie",
+    "actix-session-redis",
+    "ours-memory",
+    "ours-redis",
+    "ours-memory+sqlite",
+    "ours-redis+postgres",
+    "tower-sessions-moka+postgres",
+];
+
+/// The variants the targets compare against.
+pub(crate) const BARE: &str = "bare-actix";
+/// actix-session over Redis.
+pub(crate) const ACTIX_REDIS: &str = "actix-session-redis";
+
+pub(crate) struct Env {
+    pub(crate) redis_url: String,
+    pub(crate) database_url: String,
+    pub(crate) port: u16,
+}
+
+async fn read(session: Session) -> HttpResponse {
+    let n = session.get::<u64>("n").ok().flatten().unwrap_or(0);
+    HttpResponse::Ok().body(n.to_string())
+}
+
+async fn write(session: Session) -> HttpResponse {
+    let n = session.get::<u64>("n").ok().flatten().unwrap_or(0) + 1;
+    match session.insert("n", n) {
+        Ok(()) => HttpResponse::Ok().body(n.to_string()),
+        Err(_) => HttpResponse::InternalServerError().finish(),
+    }
+}
+
+fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/read", web::get().to(read))
+        .route("/write", web::post().to(write));
+}
+
+/// Runs `variant` until killed.
+pub(crate) async fn serve(variant: &str, env: Env) -> std::io::Result<()> {
+    let key = Key::derive_from(&[7u8; 64]);
+    let addr = ("127.0.0.1", env.port);
+    let prefix = format!("bench:{}:", std::process::id());
+    match variant {
+        "bare-actix" => {
+            HttpServer::new(|| {
+                App::new()
+                    .route("/read", web::get().to(|| async { "0" }))
+                    .route("/write", web::post().to(|| async { "1" }))
+            })
+            .workers(1)
+            .bind(addr)?
+            .run()
+            .await
+        }
+        "actix-session-cookie" => {
+            HttpServer::new(move || {
+                App::new()
+                    .wrap(SessionMiddleware::new(
+                        CookieSessionStore::default(),
+                        key.clone(),
+                    ))
+                    .configure(routes)
+            })
+            .workers(1)
+            .bind(addr)?
+            .run()
+            .await
+        }
+        "actix-session-redis" => {
+            let store = RedisSessionStore::builder(env.redis_url.clone())
+                .cache_keygen(move |k| format!("{prefix}{k}"))
+                .build()
+                .await
+                .map_err(std::io::Error::other)?;
+            HttpServer::new(move || {
+                App::new()
+                    .wrap(SessionMiddleware::new(store.clone(), key.clone()))
+                    .configure(routes)
+            })
+            .workers(1)
+            .bind(addr)?
+            .run()
+            .await
+        }
+        "ours-memory" => {
+            let store = Counted::new(MemoryStore::new());
+            let stats = single(store.clone());
+            ours(store, stats, key, env.port).await
+        }
+        "ours-redis" => {
+            let store = Counted::new(
+                RedisStore::builder(&env.redis_url)
+                    .key_prefix(prefix)
+                    .build()
+                    .map_err(std::io::Error::other)?,
+            );
+            let stats = single(store.clone());
+            ours(store, stats, key, env.port).await
+        }
+        "ours-memory+sqlite" => {
+            let path = std::env::var("BENCH_SQLITE").unwrap_or_else(|_| {
+                let file =
+                    std::env::temp_dir().join(format!("bench-{}.sqlite", std::process::id()));
+                file.display().to_string()
+            });
+            let sqlite = SqliteStore::connect(&format!("sqlite://{path}"))
+                .await
+                .map_err(std::io::Error::other)?;
+            let (cache, durable) = (Counted::new(MemoryStore::new()), Counted::new(sqlite));
+            let stats = tiers(cache.clone(), durable.clone());
+            ours(TieredStore::new(cache, durable), stats, key, env.port).await
+        }
+        "ours-redis+postgres" => {
+            let cache = RedisStore::builder(&env.redis_url)
+                .key_prefix(prefix)
+                .build()
+                .map_err(std::io::Error::other)?;
+            let pool = sqlx::postgres::PgPoolOptions::new()
+                .test_before_acquire(false)
+                .connect(&env.database_url)
+                .await
+                .map_err(std::io::Error::other)?;
+            let durable = PostgresStore::builder(pool)
+                .table_name(
+                    std::env::var("BENCH_PG_TABLE").unwrap_or_else(|_| "bench_sessions".into()),
+                )
+                .build()
+                .map_err(std::io::Error::other)?;
+            durable.migrate().await.map_err(std::io::Error::other)?;
+            let (cache, durable) = (Counted::new(cache), Counted::new(durable));
+            let stats = tiers(cache.clone(), durable.clone());
+            ours(TieredStore::new(cache, durable), stats, key, env.port).await
+        }
+        "tower-sessions-moka+postgres" => tower(env).await,
+        other => Err(std::io::Error::other(format!("unknown variant {other}"))),
+    }
+}
+
+/// Store calls since the last call, as `{"cache": n, "durable": n}` (each call is one
+/// backend command or statement).
+type Stats = Arc<dyn Fn() -> String + Send + Sync>;
+
+fn single<S: Send + Sync + 'static>(store: Counted<S>) -> Stats {
+    Arc::new(move || {
+        let c = store.take_counts();
+        format!(
+            r#"{{"cache":{},"durable":0,"cache_writes":{},"durable_writes":0}}"#,
+            c.total(),
+            c.writes()
+        )
+    })
+}
+
+fn tiers<C: Send + Sync + 'static, D: Send + Sync + 'static>(
+    cache: Counted<C>,
+    durable: Counted<D>,
+) -> Stats {
+    Arc::new(move || {
+        let (c, d) = (cache.take_counts(), durable.take_counts());
+        format!(
+            r#"{{"cache":{},"durable":{},"cache_writes":{},"durable_writes":{}}}"#,
+            c.total(),
+            d.total(),
+            c.writes(),
+            d.writes()
+        )
+    })
+}
+
+/// This library with the settings a user gets by default (rotation and refresh never fall
+/// due within a run), except plain-HTTP cookies for the loopback load generator.
+async fn ours<S: Store + Clone>(
+    store: S,
+    stats: Stats,
+    key: Key,
+    port: u16,
+) -> std::io::Result<()> {
+    let layer = SessionLayer::builder(store, key)
+        .cookie_secure(false)
+        .clean_check_percent(0)
+        .idle_timeout(Duration::from_secs(3600))
+        .build()
+        .map_err(std::io::Error::other)?;
+    HttpServer::new(move || {
+        let stats = Arc::clone(&stats);
+        App::new()
+            .route(
+                "/__stats",
+                web::get().to(move || {
+                    let stats = Arc::clone(&stats);
+                    async move { stats() }
+                }),
+            )
+            .service(web::scope("").wrap(layer.clone()).configure(routes))
+    })
+    .workers(1)
+    .bind(("127.0.0.1", port))?
+    .run()
+    .await
+}
+
+/// axum + tower-sessions with its caching store: moka in front of PostgreSQL.
+async fn tower(env: Env) -> std::io::Result<()> {
+    use axum::routing::{get, post};
+    use tower_sessions::{CachingSessionStore, SessionManagerLayer};
+    use tower_sessions_moka_store::MokaStore;
+    use tower_sessions_sqlx_store::PostgresStore as TowerPostgres;
+
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .connect(&env.database_url)
+        .await
+        .map_err(std::io::Error::other)?;
+    let durable = TowerPostgres::new(pool)
+        .with_table_name("bench_tower_sessions")
+        .map_err(std::io::Error::other)?;
+    durable.migrate().await.map_err(std::io::Error::other)?;
+    let store = CachingSessionStore::new(MokaStore::new(Some(100_000)), durable);
+    let layer = SessionManagerLayer::new(store).with_secure(false);
+    async fn read(session: tower_sessions::Session) -> String {
+        session
+            .get::<u64>("n")
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or(0)
+            .to_string()
+    }
+    async fn write(session: tower_sessions::Session) -> String {
+        let n = session.get::<u64>("n").await.ok().flatten().unwrap_or(0) + 1;
+        let _ = session.insert("n", n).await;
+        n.to_string()
+    }
+    let app = axum::Router::new()
+        .route("/read", get(read))
+        .route("/write", post(write))
+        .layer(layer);
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", env.port)).await?;
+    axum::serve(listener, app).await
+}
