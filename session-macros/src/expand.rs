@@ -52,6 +52,14 @@ pub(crate) fn expand(c: &Container) -> TokenStream {
         };
         quote! { (Self::#name, #encoded) }
     });
+    let saves = stored.iter().map(|f| {
+        let name = key_const(f);
+        let field = &f.ident;
+        let ty = &f.ty;
+        quote_spanned! {ty.span()=>
+            #krate::schema::SessionAccess::set_value::<#ty>(session, Self::#name, &self.#field)?;
+        }
+    });
     let view_doc =
         format!("Typed accessors for the session keys of [`{ident}`]: made by [`{ident}::view`].");
     let view_fn_doc = format!(
@@ -109,6 +117,14 @@ pub(crate) fn expand(c: &Container) -> TokenStream {
                 __S: #krate::schema::SessionAccess + ?::core::marker::Sized,
             {
                 #(#load_into_fields)*
+            }
+
+            fn save<__S>(&self, session: &__S) -> ::core::result::Result<(), #krate::schema::SchemaError>
+            where
+                __S: #krate::schema::SessionAccess + ?::core::marker::Sized,
+            {
+                #(#saves)*
+                ::core::result::Result::Ok(())
             }
 
             fn entries(
