@@ -102,11 +102,7 @@ where
     /// [`StoreError::Config`] if the table name is not one or two plain identifiers
     /// (`[A-Za-z_][A-Za-z0-9_]*`, dot-separated): it is written into SQL text.
     pub fn build(self) -> Result<SqlStore<DB>, StoreError> {
-        let sql = Statements::new(
-            &self.table,
-            <SqlStore<DB> as Dialect>::PLACEHOLDER,
-            <SqlStore<DB> as Dialect>::CLEANUP_LOCK,
-        )?;
+        let sql = Statements::new::<SqlStore<DB>>(&self.table)?;
         Ok(SqlStore {
             pool: self.pool,
             sql: Arc::new(sql),
@@ -158,6 +154,9 @@ pub trait Dialect: private::Sealed {
     /// Appended to cleanup's inner `SELECT` (row locking, where the backend has it).
     #[doc(hidden)]
     const CLEANUP_LOCK: &'static str;
+    /// Column types of `data` and `expires_at`.
+    #[doc(hidden)]
+    const COLUMN_TYPES: (&'static str, &'static str);
 }
 
 mod private {
@@ -168,7 +167,8 @@ mod private {
 #[derive(Debug)]
 struct Statements {
     table: String,
-    index: String,
+    create_table: String,
+    create_index: String,
     load: String,
     create: String,
     update: String,
@@ -178,7 +178,9 @@ struct Statements {
 }
 
 impl Statements {
-    fn new(table: &str, placeholder: char, cleanup_lock: &str) -> Result<Self, StoreError> {
+    fn new<D: Dialect>(table: &str) -> Result<Self, StoreError> {
+        let (placeholder, cleanup_lock) = (D::PLACEHOLDER, D::CLEANUP_LOCK);
+        let (data_type, expiry_type) = D::COLUMN_TYPES;
         let valid_ident = |part: &str| {
             let mut bytes = part.bytes();
             bytes
@@ -196,7 +198,13 @@ impl Statements {
         let p = |n: u8| format!("{placeholder}{n}");
         Ok(Self {
             table: table.to_owned(),
-            index: format!("{bare}_expires_at_idx"),
+            create_table: format!(
+                "CREATE TABLE IF NOT EXISTS {table} (\
+                 id TEXT PRIMARY KEY NOT NULL, data {data_type} NOT NULL, expires_at {expiry_type} NOT NULL)"
+            ),
+            create_index: format!(
+                "CREATE INDEX IF NOT EXISTS {bare}_expires_at_idx ON {table} (expires_at)"
+            ),
             load: format!(
                 "SELECT data, expires_at FROM {table} WHERE id = {} AND expires_at > {}",
                 p(1),
@@ -244,6 +252,25 @@ fn millis_i64(time: std::time::SystemTime) -> i64 {
 /// types differ.
 macro_rules! impl_sql_store {
     ($db:ty) => {
+        impl $crate::store::SqlStore<$db> {
+            /// Creates the sessions table and its expiry index if they do not exist.
+            /// Idempotent: safe to run at every start.
+            ///
+            /// # Errors
+            ///
+            /// [`StoreError::Unavailable`]($crate::StoreError::Unavailable) if the
+            /// statements fail.
+            pub async fn migrate(&self) -> Result<(), $crate::StoreError> {
+                sqlx::query(&self.sql.create_table)
+                    .execute(&self.pool)
+                    .await?;
+                sqlx::query(&self.sql.create_index)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+        }
+
         impl $crate::Store for $crate::store::SqlStore<$db> {
             async fn load(
                 &self,
@@ -333,10 +360,18 @@ use impl_sql_store;
 mod tests {
     use super::*;
 
+    struct Fake;
+    impl private::Sealed for Fake {}
+    impl Dialect for Fake {
+        const PLACEHOLDER: char = '$';
+        const CLEANUP_LOCK: &'static str = " FOR UPDATE SKIP LOCKED";
+        const COLUMN_TYPES: (&'static str, &'static str) = ("BYTEA", "BIGINT");
+    }
+
     #[test]
     fn table_names_are_checked() {
-        assert!(Statements::new("sessions", '$', "").is_ok());
-        assert!(Statements::new("auth.sessions_v2", '$', "").is_ok());
+        assert!(Statements::new::<Fake>("sessions").is_ok());
+        assert!(Statements::new::<Fake>("auth.sessions_v2").is_ok());
         for bad in [
             "",
             "a.b.c",
@@ -347,7 +382,7 @@ mod tests {
             "a.",
         ] {
             assert!(
-                matches!(Statements::new(bad, '$', ""), Err(StoreError::Config(_))),
+                matches!(Statements::new::<Fake>(bad), Err(StoreError::Config(_))),
                 "{bad:?}"
             );
         }
@@ -355,10 +390,12 @@ mod tests {
 
     #[test]
     fn placeholders_follow_the_dialect() {
-        let pg = Statements::new("auth.sessions", '$', " FOR UPDATE SKIP LOCKED").unwrap();
+        let pg = Statements::new::<Fake>("auth.sessions").unwrap();
         assert!(pg.update.contains("$4"));
-        assert_eq!(pg.index, "sessions_expires_at_idx");
-        let lite = Statements::new("sessions", '?', "").unwrap();
-        assert!(lite.load.contains("?2"));
+        assert!(pg.cleanup.ends_with("LIMIT $2 FOR UPDATE SKIP LOCKED)"));
+        assert!(pg
+            .create_index
+            .contains("sessions_expires_at_idx ON auth.sessions"));
+        assert!(pg.create_table.contains("data BYTEA NOT NULL"));
     }
 }

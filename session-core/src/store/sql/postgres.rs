@@ -12,6 +12,7 @@ impl super::private::Sealed for PostgresStore {}
 
 impl Dialect for PostgresStore {
     const PLACEHOLDER: char = '$';
+    const COLUMN_TYPES: (&'static str, &'static str) = ("BYTEA", "BIGINT");
     const CLEANUP_LOCK: &'static str = " FOR UPDATE SKIP LOCKED";
 }
 
@@ -32,29 +33,6 @@ impl PostgresStore {
         let store = Self::new(pool)?;
         store.migrate().await?;
         Ok(store)
-    }
-
-    /// Creates the sessions table and its expiry index if they do not exist. Idempotent:
-    /// safe to run at every start.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError::Unavailable`] if the statements fail.
-    pub async fn migrate(&self) -> Result<(), StoreError> {
-        let table = self.table_name();
-        sqlx::query(&format!(
-            "CREATE TABLE IF NOT EXISTS {table} (\
-             id TEXT PRIMARY KEY, data BYTEA NOT NULL, expires_at BIGINT NOT NULL)"
-        ))
-        .execute(&self.pool)
-        .await?;
-        sqlx::query(&format!(
-            "CREATE INDEX IF NOT EXISTS {} ON {table} (expires_at)",
-            self.sql.index
-        ))
-        .execute(&self.pool)
-        .await?;
-        Ok(())
     }
 }
 

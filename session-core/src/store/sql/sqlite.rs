@@ -17,6 +17,7 @@ impl super::private::Sealed for SqliteStore {}
 
 impl Dialect for SqliteStore {
     const PLACEHOLDER: char = '?';
+    const COLUMN_TYPES: (&'static str, &'static str) = ("BLOB", "INTEGER");
     const CLEANUP_LOCK: &'static str = "";
 }
 
@@ -47,29 +48,6 @@ impl SqliteStore {
         let store = Self::new(pool)?;
         store.migrate().await?;
         Ok(store)
-    }
-
-    /// Creates the sessions table and its expiry index if they do not exist. Idempotent:
-    /// safe to run at every start.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError::Unavailable`] if the statements fail.
-    pub async fn migrate(&self) -> Result<(), StoreError> {
-        let table = self.table_name();
-        sqlx::query(&format!(
-            "CREATE TABLE IF NOT EXISTS {table} (\
-             id TEXT PRIMARY KEY NOT NULL, data BLOB NOT NULL, expires_at INTEGER NOT NULL)"
-        ))
-        .execute(&self.pool)
-        .await?;
-        sqlx::query(&format!(
-            "CREATE INDEX IF NOT EXISTS {} ON {table} (expires_at)",
-            self.sql.index
-        ))
-        .execute(&self.pool)
-        .await?;
-        Ok(())
     }
 }
 
