@@ -72,9 +72,13 @@ pub(crate) fn to_millis(time: SystemTime) -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-/// The inverse of [`to_millis`].
+/// The latest time stores deal in: the end of year 9999, in Unix milliseconds.
+pub(crate) const MAX_MILLIS: u64 = 253_402_300_799_999;
+
+/// The inverse of [`to_millis`]. Millisecond values come from stored data, so they are
+/// clamped to [`MAX_MILLIS`]: `SystemTime` arithmetic would panic on overflow.
 pub(crate) fn from_millis(millis: u64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_millis(millis)
+    UNIX_EPOCH + Duration::from_millis(millis.min(MAX_MILLIS))
 }
 
 #[cfg(test)]
@@ -86,5 +90,7 @@ mod tests {
         let now = from_millis(to_millis(SystemTime::now()));
         assert_eq!(from_millis(to_millis(now)), now);
         assert_eq!(to_millis(UNIX_EPOCH - Duration::from_secs(1)), 0);
+        // Values read from storage never overflow SystemTime.
+        assert_eq!(to_millis(from_millis(u64::MAX)), MAX_MILLIS);
     }
 }

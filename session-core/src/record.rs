@@ -254,6 +254,13 @@ mod tests {
     }
 
     #[test]
+    fn extreme_times_in_stored_data_do_not_panic() {
+        let bytes = br#"{"v":1,"created":18446744073709551615}"#;
+        let record = Record::decode(bytes, SystemTime::UNIX_EPOCH).unwrap();
+        assert!(record.created_at > SystemTime::UNIX_EPOCH);
+    }
+
+    #[test]
     fn type_mismatch_is_an_error_not_a_panic() {
         let record = sample();
         assert!(record.get::<String>("n").is_err());

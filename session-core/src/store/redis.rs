@@ -265,5 +265,8 @@ mod tests {
             .is_corrupt());
         let (ms, rest) = split_value(b"00000000000000ff{}").unwrap();
         assert_eq!((ms, rest), (255, &b"{}"[..]));
+        // The largest prefix is a valid (clamped) expiry, not a panic.
+        let (ms, _) = split_value(b"ffffffffffffffff{}").unwrap();
+        let _ = crate::clock::from_millis(ms);
     }
 }
