@@ -137,3 +137,30 @@ async fn host_prefix_cookie_round_trip() {
         .to_request();
     assert_eq!(actix_web::test::call_and_read_body(&app, req).await, "2");
 }
+
+#[actix_web::test]
+async fn signed_cookie_content_round_trips() {
+    let key = Key::generate();
+    let layer = SessionLayer::builder(MemoryStore::new(), key.clone())
+        .cookie_content_security(session_actix::CookieContentSecurity::Signed)
+        .build()
+        .unwrap();
+    let app = common::app(layer).await;
+    let mut client = Client::new();
+    assert_eq!(client.post(&app, "/inc").await.body, "1");
+    let cookie = client.cookie.clone().unwrap();
+    // Signed, not encrypted: the value is the token plus a MAC, readable by the client.
+    let mut jar = actix_web::cookie::CookieJar::new();
+    jar.add_original(cookie.clone());
+    let token = jar.signed(&key).get("session").expect("valid signature");
+    assert!(session_core::SessionToken::try_from(token.value()).is_ok());
+    assert!(cookie.value().contains(token.value()));
+    assert_eq!(client.get(&app, "/count").await.body, "1");
+    // A changed signature is refused: a fresh session.
+    let mut forged = client.clone();
+    forged.cookie = Some(actix_web::cookie::Cookie::new(
+        "session",
+        format!("x{}", &cookie.value()[1..]),
+    ));
+    assert_eq!(forged.get(&app, "/count").await.body, "0");
+}
