@@ -23,6 +23,7 @@ pub(crate) const VARIANTS: &[&str] = &[
     "ours-memory+sqlite",
     "ours-redis+postgres",
     "tower-sessions-moka+postgres",
+    "tower-sessions-redis+postgres",
 ];
 
 /// The variants the targets compare against.
@@ -150,7 +151,8 @@ pub(crate) async fn serve(variant: &str, env: Env) -> std::io::Result<()> {
             let stats = tiers(cache.clone(), durable.clone());
             ours(TieredStore::new(cache, durable), stats, key, env.port).await
         }
-        "tower-sessions-moka+postgres" => tower(env).await,
+        "tower-sessions-moka+postgres" => tower(env, false).await,
+        "tower-sessions-redis+postgres" => tower(env, true).await,
         other => Err(std::io::Error::other(format!("unknown variant {other}"))),
     }
 }
@@ -218,9 +220,8 @@ async fn ours<S: Store + Clone>(
     .await
 }
 
-/// axum + tower-sessions with its caching store: moka in front of PostgreSQL.
-async fn tower(env: Env) -> std::io::Result<()> {
-    use axum::routing::{get, post};
+/// axum + tower-sessions with its caching store: moka (or Redis) in front of PostgreSQL.
+async fn tower(env: Env, redis_cache: bool) -> std::io::Result<()> {
     use tower_sessions::{CachingSessionStore, SessionManagerLayer};
     use tower_sessions_moka_store::MokaStore;
     use tower_sessions_sqlx_store::PostgresStore as TowerPostgres;
@@ -233,8 +234,29 @@ async fn tower(env: Env) -> std::io::Result<()> {
         .with_table_name("bench_tower_sessions")
         .map_err(std::io::Error::other)?;
     durable.migrate().await.map_err(std::io::Error::other)?;
+    if redis_cache {
+        use tower_sessions_redis_store::{fred::prelude::*, RedisStore as TowerRedis};
+        let config = Config::from_url(&env.redis_url).map_err(std::io::Error::other)?;
+        let pool = Pool::new(config, None, None, None, 1).map_err(std::io::Error::other)?;
+        let _connection = pool.connect();
+        pool.wait_for_connect()
+            .await
+            .map_err(std::io::Error::other)?;
+        let store = CachingSessionStore::new(TowerRedis::new(pool), durable);
+        return tower_serve(SessionManagerLayer::new(store).with_secure(false), env.port).await;
+    }
     let store = CachingSessionStore::new(MokaStore::new(Some(100_000)), durable);
-    let layer = SessionManagerLayer::new(store).with_secure(false);
+    tower_serve(SessionManagerLayer::new(store).with_secure(false), env.port).await
+}
+
+async fn tower_serve<S>(
+    layer: tower_sessions::SessionManagerLayer<S>,
+    port: u16,
+) -> std::io::Result<()>
+where
+    S: tower_sessions::SessionStore + Clone,
+{
+    use axum::routing::{get, post};
     async fn read(session: tower_sessions::Session) -> String {
         session
             .get::<u64>("n")
@@ -253,6 +275,6 @@ async fn tower(env: Env) -> std::io::Result<()> {
         .route("/read", get(read))
         .route("/write", post(write))
         .layer(layer);
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", env.port)).await?;
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     axum::serve(listener, app).await
 }
