@@ -79,7 +79,8 @@ where
                 }
             };
             if let Some(mut meta) = meta {
-                match verdict(&settings, &meta, now, ctx.fingerprint.as_deref()) {
+                let fingerprint = crate::guard::fingerprint(req.request(), &settings);
+                match verdict(&settings, &meta, now, fingerprint.as_deref()) {
                     Verdict::Fresh(reason, delete_old) => {
                         tracing::warn!(reason, "session refused; continuing with a fresh session");
                         session.clear();
@@ -124,7 +125,8 @@ where
                 && !session.contains_key(META_KEY)
                 && session.entries().keys().any(|key| !is_reserved(key))
             {
-                session.insert(META_KEY, SessionMeta::fresh(now, ctx.fingerprint.clone()))?;
+                let fingerprint = crate::guard::fingerprint(res.request(), &settings);
+                session.insert(META_KEY, SessionMeta::fresh(now, fingerprint))?;
             }
             Ok(res)
         })

@@ -21,8 +21,6 @@ tokio::task_local! {
 /// What one request's layer parts tell each other.
 #[derive(Debug, Default)]
 pub(crate) struct RequestContext {
-    /// The client's binding fingerprint, if binding is on.
-    pub(crate) fingerprint: Option<String>,
     /// What the store bridge loaded, if it loaded a session.
     pub(crate) loaded: RefCell<Option<Loaded>>,
     /// Set by the checks: rotate the id when saving.

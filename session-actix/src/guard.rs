@@ -8,7 +8,7 @@ use actix_web::{
     dev::{Service, ServiceRequest, ServiceResponse},
     error::InternalError,
     http::header::{self, HeaderValue},
-    Error,
+    Error, HttpRequest,
 };
 
 use crate::{config::Settings, context::RequestContext};
@@ -40,17 +40,7 @@ where
     fn call(&self, req: ServiceRequest) -> Self::Future {
         let service = Rc::clone(&self.service);
         let settings = Arc::clone(&self.settings);
-        let fingerprint = settings.binding_key.fingerprint(
-            &settings.binding,
-            client_ip(&req, &settings),
-            req.headers()
-                .get(header::USER_AGENT)
-                .map(HeaderValue::as_bytes),
-        );
-        let ctx = Rc::new(RequestContext {
-            fingerprint,
-            ..RequestContext::default()
-        });
+        let ctx = Rc::new(RequestContext::default());
         Box::pin(async move {
             match ctx.scope(service.call(req)).await {
                 Ok(mut res) => {
@@ -71,9 +61,21 @@ where
     }
 }
 
+/// The client's binding fingerprint (HMAC of its IP prefix and/or User-Agent), if binding
+/// is on. Computed only when a check needs it: requests without a session never pay for it.
+pub(crate) fn fingerprint(req: &HttpRequest, settings: &Settings) -> Option<String> {
+    settings.binding_key.fingerprint(
+        &settings.binding,
+        client_ip(req, settings),
+        req.headers()
+            .get(header::USER_AGENT)
+            .map(HeaderValue::as_bytes),
+    )
+}
+
 /// The client's IP: the peer address, or, when the peer is a trusted proxy, the right-most
 /// `X-Forwarded-For` entry that is not itself a trusted proxy.
-pub(crate) fn client_ip(req: &ServiceRequest, settings: &Settings) -> Option<IpAddr> {
+pub(crate) fn client_ip(req: &HttpRequest, settings: &Settings) -> Option<IpAddr> {
     let peer = req.peer_addr().map(|addr| addr.ip())?;
     if !settings.is_trusted_proxy(peer) {
         return Some(peer);
