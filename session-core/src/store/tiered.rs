@@ -249,14 +249,17 @@ impl<C: Cache, D: Store> TieredStore<C, D> {
         tracing::info!("session cache reachable again; stale keys invalidated");
     }
 
+    /// A cache write failed: the entry of `key` may now be stale.
+    fn cache_write_failed(&self, op: &str, key: &TokenHash, err: &StoreError) {
+        self.cache_failed(op, err);
+        self.mark_dirty(key);
+    }
+
     /// Writes `record` into the cache after a durable write or read.
     async fn cache_put(&self, key: &TokenHash, record: &Record) {
         match self.cache.put(key, record).await {
             Ok(()) => self.forget_dirty(key),
-            Err(err) => {
-                self.cache_failed("put", &err);
-                self.mark_dirty(key);
-            }
+            Err(err) => self.cache_write_failed("put", key, &err),
         }
     }
 
@@ -264,10 +267,7 @@ impl<C: Cache, D: Store> TieredStore<C, D> {
     async fn cache_delete(&self, key: &TokenHash) {
         match self.cache.delete(key).await {
             Ok(()) => self.forget_dirty(key),
-            Err(err) => {
-                self.cache_failed("delete", &err);
-                self.mark_dirty(key);
-            }
+            Err(err) => self.cache_write_failed("delete", key, &err),
         }
     }
 }
@@ -310,44 +310,27 @@ impl<C: Cache, D: Store> Store for TieredStore<C, D> {
 
     async fn update(&self, key: &TokenHash, record: &Record) -> Result<bool, StoreError> {
         self.heal().await;
-        match self.durable.update(key, record).await {
-            Ok(true) => {
-                self.cache_put(key, record).await;
-                Ok(true)
-            }
-            Ok(false) => {
-                self.cache_delete(key).await;
-                Ok(false)
-            }
-            Err(err) => {
-                self.cache_delete(key).await;
-                Err(err)
-            }
+        let written = self.durable.update(key, record).await;
+        // Mirror what the durable store acknowledged; anything else leaves the cache empty.
+        if matches!(written, Ok(true)) {
+            self.cache_put(key, record).await;
+        } else {
+            self.cache_delete(key).await;
         }
+        written
     }
 
     async fn touch(&self, key: &TokenHash, expires_at: SystemTime) -> Result<bool, StoreError> {
         self.heal().await;
-        match self.durable.touch(key, expires_at).await {
-            Ok(true) => {
-                match self.cache.touch(key, expires_at).await {
-                    Ok(_) => {}
-                    Err(err) => {
-                        self.cache_failed("touch", &err);
-                        self.mark_dirty(key);
-                    }
-                }
-                Ok(true)
+        let touched = self.durable.touch(key, expires_at).await;
+        if matches!(touched, Ok(true)) {
+            if let Err(err) = self.cache.touch(key, expires_at).await {
+                self.cache_write_failed("touch", key, &err);
             }
-            Ok(false) => {
-                self.cache_delete(key).await;
-                Ok(false)
-            }
-            Err(err) => {
-                self.cache_delete(key).await;
-                Err(err)
-            }
+        } else {
+            self.cache_delete(key).await;
         }
+        touched
     }
 
     async fn delete(&self, key: &TokenHash) -> Result<(), StoreError> {
