@@ -77,6 +77,8 @@ pub mod clock;
 pub mod record;
 pub mod schema;
 pub mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod token;
 
 #[cfg(feature = "macros")]

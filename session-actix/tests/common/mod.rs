@@ -2,7 +2,7 @@
 //! keeps its cookie like a browser.
 #![allow(dead_code, unreachable_pub)]
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{net::SocketAddr, sync::Arc};
 
 use actix_web::{
     body::MessageBody,
@@ -15,7 +15,7 @@ use session_actix::{Flash, Level, Session, SessionLayer, SessionLayerBuilder, Ty
 use session_core::{
     session,
     store::{Counted, MemoryStore, OpCounts, PostgresStore, RedisStore, TieredStore},
-    ManualClock, Store,
+    testing, ManualClock, Store,
 };
 
 pub const UA: &str = "Mozilla/5.0 (test browser)";
@@ -44,68 +44,10 @@ pub async fn memory() -> Option<MemoryFixture> {
     })
 }
 
-fn services_required() -> bool {
-    std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false")
-        || std::env::var_os("REQUIRE_SERVICES").is_some()
-}
-
-fn unavailable(service: &str, err: &dyn std::fmt::Display) {
-    assert!(
-        !services_required(),
-        "{service} is required (CI is set) but unreachable: {err}"
-    );
-    eprintln!("SKIPPED: {service} unreachable ({err}); set CI=1 to make this a failure");
-}
-
-fn unique(prefix: &str) -> String {
-    let token = session_core::SessionToken::generate().unwrap();
-    format!("{prefix}_{}", &token.hash().as_str()[..12])
-}
-
 pub async fn tiered() -> Option<TieredFixture> {
     let clock = ManualClock::starting_now();
-    let redis_url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-    let db_url = std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    let cache = RedisStore::builder(redis_url)
-        .key_prefix(format!("{}:", unique("actix")))
-        .clock(clock.clone())
-        .build()
-        .unwrap();
-    let probe = session_core::SessionToken::generate().unwrap().hash();
-    if let Err(err) = cache.load(&probe).await {
-        unavailable("Redis", &err);
-        return None;
-    }
-    let pool = match tokio::time::timeout(
-        Duration::from_secs(5),
-        sqlx::postgres::PgPoolOptions::new()
-            .max_connections(4)
-            .connect(&db_url),
-    )
-    .await
-    {
-        Ok(Ok(pool)) => pool,
-        Ok(Err(err)) => {
-            unavailable("PostgreSQL", &err);
-            return None;
-        }
-        Err(err) => {
-            unavailable("PostgreSQL", &err);
-            return None;
-        }
-    };
-    let schema = unique("a");
-    sqlx::query(&format!("CREATE SCHEMA {schema}"))
-        .execute(&pool)
-        .await
-        .unwrap();
-    let durable = PostgresStore::builder(pool)
-        .table_name(format!("{schema}.sessions"))
-        .clock(clock.clone())
-        .build()
-        .unwrap();
-    durable.migrate().await.unwrap();
+    let cache = testing::redis_store(&clock).await?;
+    let durable = testing::postgres_store(&clock).await?;
     let (cache, durable) = (Counted::new(cache), Counted::new(durable));
     let (c, d) = (cache.clone(), durable.clone());
     Some(Fixture {
