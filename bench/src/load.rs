@@ -18,13 +18,21 @@ pub(crate) struct LoadResult {
     pub p99_us: u64,
 }
 
-/// One request, returning its status and `Set-Cookie` (name=value).
+/// One request on a fresh connection.
+pub(crate) struct Reply {
+    pub(crate) status: u16,
+    /// The first `Set-Cookie`, as `name=value`.
+    pub(crate) cookie: Option<String>,
+    pub(crate) body: Bytes,
+}
+
+/// One request on a fresh connection.
 pub(crate) async fn once(
     port: u16,
     method: Method,
     path: &str,
     cookie: Option<&str>,
-) -> Result<(u16, Option<String>), String> {
+) -> Result<Reply, String> {
     let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
         .map_err(|e| e.to_string())?;
@@ -44,8 +52,17 @@ pub(crate) async fn once(
         .filter_map(|v| v.to_str().ok())
         .map(|v| v.split(';').next().unwrap_or_default().to_owned())
         .next();
-    let _ = res.into_body().collect().await;
-    Ok((status, cookie))
+    let body = res
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes();
+    Ok(Reply {
+        status,
+        cookie,
+        body,
+    })
 }
 
 fn request(method: Method, path: &str, cookie: Option<&str>) -> Request<Empty<Bytes>> {

@@ -201,7 +201,7 @@ async fn measure(
     let server = spawn_server(variant, pin, &[]).await?;
     let port = server.port;
     // One session: created by a first write, then used by every connection.
-    let (status, cookie) = load::once(port, Method::POST, "/write", None).await?;
+    let load::Reply { status, cookie, .. } = load::once(port, Method::POST, "/write", None).await?;
     if status != 200 {
         server.stop().await;
         return Err(format!("first write answered {status}"));
@@ -338,26 +338,11 @@ async fn redis_calls() -> u64 {
 
 /// The server's store-call counters since the last call (our variants only).
 async fn stats(port: u16) -> Option<(u64, u64, u64, u64)> {
-    let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .ok()?;
-    let (mut sender, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .ok()?;
-    tokio::spawn(conn);
-    let req = hyper::Request::get("/__stats")
-        .header("host", "127.0.0.1")
-        .body(http_body_util::Empty::<hyper::body::Bytes>::new())
-        .ok()?;
-    let res = sender.send_request(req).await.ok()?;
-    if !res.status().is_success() {
+    let reply = load::once(port, Method::GET, "/__stats", None).await.ok()?;
+    if reply.status != 200 {
         return None;
     }
-    let body = http_body_util::BodyExt::collect(res.into_body())
-        .await
-        .ok()?
-        .to_bytes();
+    let body = reply.body;
     let json: serde_json::Value = serde_json::from_slice(&body).ok()?;
     let n = |k: &str| json[k].as_u64().unwrap_or(0);
     Some((

@@ -195,7 +195,8 @@ async fn report<S: Store>(
         store.update(&k, &record).await.unwrap_or(false)
     })
     .await;
-    let (status, cookie) = load::once(server.port, Method::POST, "/write", None).await?;
+    let load::Reply { status, cookie, .. } =
+        load::once(server.port, Method::POST, "/write", None).await?;
     if status != 200 {
         return Err(format!("first write answered {status}"));
     }
