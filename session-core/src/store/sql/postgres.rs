@@ -14,6 +14,7 @@ impl Dialect for PostgresStore {
     const PLACEHOLDER: char = '$';
     const COLUMN_TYPES: (&'static str, &'static str) = ("BYTEA", "BIGINT");
     const CLEANUP_LOCK: &'static str = " FOR UPDATE SKIP LOCKED";
+    const ADD_COLUMN: &'static str = "ADD COLUMN IF NOT EXISTS";
 }
 
 impl PostgresStore {

@@ -19,6 +19,7 @@ impl Dialect for SqliteStore {
     const PLACEHOLDER: char = '?';
     const COLUMN_TYPES: (&'static str, &'static str) = ("BLOB", "INTEGER");
     const CLEANUP_LOCK: &'static str = "";
+    const ADD_COLUMN: &'static str = "ADD COLUMN";
 }
 
 impl SqliteStore {

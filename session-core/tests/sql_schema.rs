@@ -1,0 +1,239 @@
+//! The SQL table layout: upgrading a table of an earlier release, and writes that leave
+//! the indexes alone (PostgreSQL "HOT" updates) while the expiry stays in the same hour.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
+mod common;
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use session_core::{
+    store::{PostgresStore, SqliteStore},
+    Clock, ManualClock, Record, SessionToken, Store,
+};
+
+/// The layout of releases up to 0.1: no `expires_hour`, an index on `expires_at`.
+const OLD_TABLE: &str = "CREATE TABLE {t} (id TEXT PRIMARY KEY NOT NULL, data {data} NOT NULL, \
+                         expires_at {int} NOT NULL)";
+const OLD_INDEX: &str = "CREATE INDEX {i}_expires_at_idx ON {t} (expires_at)";
+
+fn millis(time: SystemTime) -> i64 {
+    i64::try_from(time.duration_since(UNIX_EPOCH).unwrap().as_millis()).unwrap()
+}
+
+/// A clock in the middle of an hour, so a test's few minutes never cross into the next.
+fn mid_hour_clock() -> ManualClock {
+    let clock = ManualClock::starting_now();
+    let into_hour = clock.now().duration_since(UNIX_EPOCH).unwrap().as_millis() % 3_600_000;
+    let to_next_half_past = 3_600_000 - into_hour + 1_800_000;
+    clock.advance(Duration::from_millis(
+        u64::try_from(to_next_half_past).unwrap(),
+    ));
+    clock
+}
+
+/// A record encoded the way every release writes it, stored by hand into the old layout.
+fn encoded(clock: &ManualClock, ttl: Duration) -> (Vec<u8>, i64) {
+    let now = clock.now();
+    let mut record = Record::new(now, now + ttl);
+    record.insert("cart", &vec![1, 2, 3]).unwrap();
+    (record.encode().unwrap(), millis(now + ttl))
+}
+
+#[tokio::test]
+async fn sqlite_upgrades_a_table_of_an_earlier_release() {
+    let clock = mid_hour_clock();
+    let pool = sqlx::sqlite::SqlitePoolOptions::new()
+        .max_connections(1)
+        .idle_timeout(None)
+        .max_lifetime(None)
+        .connect("sqlite::memory:")
+        .await
+        .unwrap();
+    let create = OLD_TABLE
+        .replace("{t}", "sessions")
+        .replace("{data}", "BLOB")
+        .replace("{int}", "INTEGER");
+    sqlx::query(&create).execute(&pool).await.unwrap();
+    sqlx::query(
+        &OLD_INDEX
+            .replace("{t}", "sessions")
+            .replace("{i}", "sessions"),
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let (live, expired) = (
+        SessionToken::generate().unwrap(),
+        SessionToken::generate().unwrap(),
+    );
+    for (token, ttl) in [(&live, 600), (&expired, 60)] {
+        let (data, expires) = encoded(&clock, Duration::from_secs(ttl));
+        sqlx::query("INSERT INTO sessions (id, data, expires_at) VALUES (?1, ?2, ?3)")
+            .bind(token.hash().as_str())
+            .bind(data)
+            .bind(expires)
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+
+    let store = SqliteStore::builder(pool.clone())
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    store.migrate().await.unwrap();
+    store.migrate().await.expect("migrating twice is a no-op");
+
+    let indexes: Vec<String> =
+        sqlx::query_scalar("SELECT name FROM pragma_index_list('sessions') ORDER BY name")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert!(
+        indexes.contains(&"sessions_expires_hour_idx".to_owned()),
+        "{indexes:?}"
+    );
+    assert!(
+        !indexes.contains(&"sessions_expires_at_idx".to_owned()),
+        "{indexes:?}"
+    );
+
+    clock.advance(Duration::from_secs(120));
+    let record = store
+        .load(&live.hash())
+        .await
+        .unwrap()
+        .expect("old rows still load");
+    assert_eq!(record.get::<Vec<u32>>("cart").unwrap(), Some(vec![1, 2, 3]));
+    assert!(store.update(&live.hash(), &record).await.unwrap());
+    assert_eq!(
+        store.cleanup(100).await.unwrap(),
+        1,
+        "an old row without an hour is still cleaned once expired"
+    );
+    assert!(store.load(&live.hash()).await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn postgres_upgrades_a_table_of_an_earlier_release() {
+    let clock = mid_hour_clock();
+    // A migrated store gives us a private schema; the old table goes next to it.
+    let Some(fresh) = common::postgres_store(&clock).await else {
+        return;
+    };
+    let pool = fresh.pool().clone();
+    let schema = fresh.table_name().split('.').next().unwrap().to_owned();
+    let table = format!("{schema}.old_sessions");
+    let create = OLD_TABLE
+        .replace("{t}", &table)
+        .replace("{data}", "BYTEA")
+        .replace("{int}", "BIGINT");
+    sqlx::query(&create).execute(&pool).await.unwrap();
+    sqlx::query(
+        &OLD_INDEX
+            .replace("{t}", &table)
+            .replace("{i}", "old_sessions"),
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let (live, expired) = (
+        SessionToken::generate().unwrap(),
+        SessionToken::generate().unwrap(),
+    );
+    for (token, ttl) in [(&live, 600), (&expired, 60)] {
+        let (data, expires) = encoded(&clock, Duration::from_secs(ttl));
+        sqlx::query(&format!(
+            "INSERT INTO {table} (id, data, expires_at) VALUES ($1, $2, $3)"
+        ))
+        .bind(token.hash().as_str())
+        .bind(data)
+        .bind(expires)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+
+    let store = PostgresStore::builder(pool.clone())
+        .table_name(&table)
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    store.migrate().await.unwrap();
+    store.migrate().await.expect("migrating twice is a no-op");
+
+    let indexes: Vec<String> = sqlx::query_scalar(
+        "SELECT indexname::text FROM pg_indexes WHERE schemaname = $1 AND tablename = 'old_sessions' \
+         ORDER BY indexname",
+    )
+    .bind(&schema)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        indexes,
+        ["old_sessions_expires_hour_idx", "old_sessions_pkey"],
+        "the expires_at index is replaced"
+    );
+
+    clock.advance(Duration::from_secs(120));
+    let record = store
+        .load(&live.hash())
+        .await
+        .unwrap()
+        .expect("old rows still load");
+    assert!(store.update(&live.hash(), &record).await.unwrap());
+    assert_eq!(store.cleanup(100).await.unwrap(), 1);
+    assert!(store.load(&live.hash()).await.unwrap().is_some());
+}
+
+/// Writes that move the expiry within the same hour change no indexed column, so
+/// PostgreSQL updates the row in place without touching an index.
+#[tokio::test]
+async fn postgres_writes_within_the_hour_are_hot_updates() {
+    let clock = mid_hour_clock();
+    let Some(store) = common::postgres_store(&clock).await else {
+        return;
+    };
+    // One connection, so the statistics flushed below are the ones of our statements.
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&common::database_url())
+        .await
+        .unwrap();
+    let store = PostgresStore::builder(pool.clone())
+        .table_name(store.table_name())
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let key = SessionToken::generate().unwrap().hash();
+    let mut record = Record::new(clock.now(), clock.now() + Duration::from_secs(600));
+    assert!(store.create(&key, &record).await.unwrap());
+    for n in 0..5 {
+        clock.advance(Duration::from_secs(10));
+        record.insert("n", &n).unwrap();
+        record.expires_at = clock.now() + Duration::from_secs(600);
+        assert!(store.update(&key, &record).await.unwrap());
+    }
+    assert!(store
+        .touch(&key, clock.now() + Duration::from_secs(900))
+        .await
+        .unwrap());
+
+    sqlx::query("SELECT pg_stat_force_next_flush()")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let (schema, table) = store.table_name().split_once('.').unwrap();
+    let (updates, hot): (i64, i64) = sqlx::query_as(
+        "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables \
+         WHERE schemaname = $1 AND relname = $2",
+    )
+    .bind(schema)
+    .bind(table)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(updates, 6, "5 updates and a touch");
+    assert_eq!(hot, updates, "every write within the hour is a HOT update");
+}
