@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 #![allow(clippy::cast_precision_loss)] // rates and ratios are shown to a few digits
 
+mod instructions;
 mod load;
 mod scale;
 mod servers;
@@ -78,6 +79,13 @@ fn main() -> std::io::Result<()> {
             },
         ));
     }
+    if args.get(1).map(String::as_str) == Some("instructions") {
+        let variant = args.get(2).cloned().unwrap_or_default();
+        let requests = args.get(3).and_then(|n| n.parse().ok()).unwrap_or(1000);
+        return actix_web::rt::System::new()
+            .block_on(instructions::run(&variant, requests))
+            .map_err(std::io::Error::other);
+    }
     let cores = core_affinity::get_core_ids().unwrap_or_default();
     if cores.len() >= 2 {
         core_affinity::set_for_current(cores[1]);
@@ -128,6 +136,10 @@ async fn bench(opts: Options, pin: bool) -> std::io::Result<()> {
             eprintln!("round {}/{}: {variant}", round + 1, opts.rounds);
             match measure(variant, pin, opts.concurrency, duration).await {
                 Ok((read, write)) => {
+                    eprintln!(
+                        "  read {:.0} req/s, write {:.0} req/s",
+                        read.load.rps, write.load.rps
+                    );
                     rows[index].read.push(read);
                     rows[index].write.push(write);
                 }

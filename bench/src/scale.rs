@@ -120,8 +120,10 @@ pub(crate) async fn postgres(
     let now = SystemTime::now();
     let start = Instant::now();
     sqlx::query(&format!(
-        "INSERT INTO {} (id, data, expires_at) SELECT encode(sha256(i::text::bytea), 'hex'), $1, \
-         CASE WHEN i % 2 = 0 THEN $2 ELSE $3 END FROM generate_series(1, $4) AS i",
+        "INSERT INTO {} (id, data, expires_at, expires_hour) \
+         SELECT encode(sha256(i::text::bytea), 'hex'), $1, e, e / 3600000 FROM \
+         (SELECT i, CASE WHEN i % 2 = 0 THEN $2 ELSE $3 END AS e \
+          FROM generate_series(1, $4) AS i) AS rows",
         crate::SCALE_TABLE
     ))
     .bind(RECORD)
@@ -162,13 +164,18 @@ pub(crate) async fn sqlite(
     while i <= n {
         let mut tx = pool.begin().await.map_err(|e| e.to_string())?;
         for j in i..(i + 50_000).min(n + 1) {
-            sqlx::query("INSERT INTO sessions (id, data, expires_at) VALUES (?1, ?2, ?3)")
-                .bind(key(j).as_str())
-                .bind(RECORD)
-                .bind(if j % 2 == 0 { past } else { future })
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| e.to_string())?;
+            let expires = if j % 2 == 0 { past } else { future };
+            sqlx::query(
+                "INSERT INTO sessions (id, data, expires_at, expires_hour) \
+                 VALUES (?1, ?2, ?3, ?4)",
+            )
+            .bind(key(j).as_str())
+            .bind(RECORD)
+            .bind(expires)
+            .bind(expires / 3_600_000)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| e.to_string())?;
         }
         tx.commit().await.map_err(|e| e.to_string())?;
         i += 50_000;

@@ -50,7 +50,7 @@ async fn write(session: Session) -> HttpResponse {
     }
 }
 
-fn routes(cfg: &mut web::ServiceConfig) {
+pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/read", web::get().to(read))
         .route("/write", web::post().to(write));
 }

@@ -1,0 +1,87 @@
+//! `session-bench instructions <variant> <requests>`: serves `requests` reads in process
+//! (no sockets) so that `valgrind --tool=callgrind` can count what the session layer
+//! costs per request, free of the kernel's and the machine's noise. See BENCHMARKS.md.
+
+use std::time::Duration;
+
+use actix_session::{storage::CookieSessionStore, SessionMiddleware};
+use actix_web::{
+    cookie::{Cookie, Key},
+    test, web, App,
+};
+use session_actix::SessionLayer;
+use session_core::store::MemoryStore;
+
+/// Runs `requests` reads of `variant` after one write that creates the session.
+pub(crate) async fn run(variant: &str, requests: u64) -> Result<(), String> {
+    let key = Key::derive_from(&[7u8; 64]);
+    match variant {
+        "bare-actix" => {
+            let app =
+                test::init_service(App::new().route("/read", web::get().to(|| async { "0" })))
+                    .await;
+            drive(&app, requests).await
+        }
+        "actix-session-cookie" => {
+            let app = test::init_service(
+                App::new()
+                    .wrap(SessionMiddleware::new(CookieSessionStore::default(), key))
+                    .configure(crate::servers::routes),
+            )
+            .await;
+            drive(&app, requests).await
+        }
+        "ours-memory" => {
+            let layer = SessionLayer::builder(MemoryStore::new(), key)
+                .cookie_secure(false)
+                .clean_check_percent(0)
+                .idle_timeout(Duration::from_secs(3600))
+                .build()
+                .map_err(|e| e.to_string())?;
+            let app =
+                test::init_service(App::new().wrap(layer).configure(crate::servers::routes)).await;
+            drive(&app, requests).await
+        }
+        other => Err(format!("no in-process variant {other}")),
+    }
+}
+
+async fn drive<S, B>(app: &S, requests: u64) -> Result<(), String>
+where
+    S: actix_web::dev::Service<
+        actix_http::Request,
+        Response = actix_web::dev::ServiceResponse<B>,
+        Error = actix_web::Error,
+    >,
+    B: actix_web::body::MessageBody,
+{
+    let peer = "127.0.0.1:40000".parse().map_err(|_| "peer address")?;
+    let res = test::call_service(
+        app,
+        test::TestRequest::post()
+            .uri("/write")
+            .peer_addr(peer)
+            .to_request(),
+    )
+    .await;
+    let cookie: Option<Cookie<'static>> = res.response().cookies().next().map(Cookie::into_owned);
+    let started = std::time::Instant::now();
+    for _ in 0..requests {
+        let mut req = test::TestRequest::get().uri("/read").peer_addr(peer);
+        if let Some(cookie) = &cookie {
+            req = req.cookie(cookie.clone());
+        }
+        let res = test::call_service(app, req.to_request()).await;
+        if !res.status().is_success() {
+            return Err(format!("read answered {}", res.status()));
+        }
+    }
+    if requests > 0 {
+        let elapsed = started.elapsed();
+        eprintln!(
+            "{:.0} ns/request",
+            elapsed.as_nanos() as f64 / requests as f64
+        );
+    }
+    Ok(())
+}
