@@ -11,6 +11,8 @@ use actix_web::{
     Error, HttpRequest,
 };
 
+use session_core::binding;
+
 use crate::{config::Settings, context::RequestContext};
 
 /// Wraps actix-session's middleware.
@@ -64,13 +66,56 @@ where
 /// The client's binding fingerprint (HMAC of its IP prefix and/or User-Agent), if binding
 /// is on. Computed only when a check needs it: requests without a session never pay for it.
 pub(crate) fn fingerprint(req: &HttpRequest, settings: &Settings) -> Option<String> {
-    settings.binding_key.fingerprint(
-        &settings.binding,
-        client_ip(req, settings),
+    let policy = &settings.binding;
+    if !policy.is_enabled() {
+        return None;
+    }
+    let ip = if policy.check_ip {
+        client_ip(req, settings).map(|ip| binding::mask(ip, policy))
+    } else {
+        None
+    };
+    let user_agent = if policy.check_user_agent {
         req.headers()
             .get(header::USER_AGENT)
-            .map(HeaderValue::as_bytes),
-    )
+            .map_or(&[][..], HeaderValue::as_bytes)
+    } else {
+        &[]
+    };
+    LAST_FINGERPRINT.with_borrow_mut(|last| {
+        if let Some(memo) = last
+            .as_ref()
+            .filter(|memo| memo.layer == settings.layer_id && memo.ip == ip)
+            .filter(|memo| memo.user_agent == user_agent)
+        {
+            return memo.fingerprint.clone();
+        }
+        let fingerprint = settings
+            .binding_key
+            .fingerprint(policy, ip, Some(user_agent));
+        *last = Some(Memo {
+            layer: settings.layer_id,
+            ip,
+            user_agent: user_agent.to_vec(),
+            fingerprint: fingerprint.clone(),
+        });
+        fingerprint
+    })
+}
+
+/// The last fingerprint a worker thread computed, with exactly what it was computed from.
+/// A keep-alive connection sends the same User-Agent from the same address on every
+/// request, so most requests skip the HMAC.
+struct Memo {
+    layer: u64,
+    ip: Option<IpAddr>,
+    user_agent: Vec<u8>,
+    fingerprint: Option<String>,
+}
+
+thread_local! {
+    static LAST_FINGERPRINT: std::cell::RefCell<Option<Memo>> =
+        const { std::cell::RefCell::new(None) };
 }
 
 /// The client's IP: the peer address, or, when the peer is a trusted proxy, the right-most

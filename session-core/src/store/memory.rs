@@ -14,8 +14,8 @@ use crate::{
 
 /// An in-process, concurrent store with per-record expiry, built on [`moka`].
 ///
-/// Records are kept encoded (the same bytes a Redis or SQL store keeps), so memory use is
-/// bounded in bytes and every store decodes through one code path.
+/// Records are kept decoded, so a load is a copy rather than a parse; memory use is still
+/// bounded in bytes, each record weighed by the size of its encoded form.
 ///
 /// This store is not durable and is not shared between processes: on its own it suits tests
 /// and single-process development; in production it is the cache tier of a
@@ -49,7 +49,10 @@ pub struct MemoryStore {
 
 #[derive(Clone)]
 struct Entry {
-    bytes: Arc<[u8]>,
+    /// The record, or why the bytes given to [`MemoryStore::insert_raw`] do not decode.
+    record: Result<Arc<Record>, Arc<str>>,
+    /// What the entry weighs against the capacity: about its encoded size.
+    weight: u32,
     expires_ms: u64,
 }
 
@@ -97,7 +100,9 @@ impl MemoryStoreBuilder {
         let cache = MokaCache::builder()
             .max_capacity(self.max_bytes)
             .weigher(|key: &TokenHash, entry: &Entry| {
-                u32::try_from(key.as_str().len() + entry.bytes.len() + 16).unwrap_or(u32::MAX)
+                u32::try_from(key.as_str().len())
+                    .unwrap_or(u32::MAX)
+                    .saturating_add(entry.weight)
             })
             .expire_after(RecordExpiry)
             .build();
@@ -127,10 +132,14 @@ impl MemoryStore {
     /// data in the store.
     #[doc(hidden)]
     pub fn insert_raw(&self, key: &TokenHash, bytes: &[u8], expires_at: SystemTime) {
+        let record = Record::decode(bytes, expires_at)
+            .map(Arc::new)
+            .map_err(|err| Arc::from(err.to_string()));
         self.cache.insert(
             key.clone(),
             Entry {
-                bytes: bytes.into(),
+                record,
+                weight: u32::try_from(bytes.len()).unwrap_or(u32::MAX),
                 expires_ms: to_millis(expires_at),
             },
         );
@@ -142,7 +151,8 @@ impl MemoryStore {
 
     fn entry(record: &Record) -> Result<Entry, StoreError> {
         Ok(Entry {
-            bytes: record.encode()?.into(),
+            record: Ok(Arc::new(record.clone())),
+            weight: weight(record),
             expires_ms: to_millis(record.expires_at),
         })
     }
@@ -167,9 +177,14 @@ impl MemoryStore {
 impl Store for MemoryStore {
     async fn load(&self, key: &TokenHash) -> Result<Option<Record>, StoreError> {
         match self.cache.get(key) {
-            Some(entry) if entry.expires_ms > self.now_ms() => {
-                Record::decode(&entry.bytes, from_millis(entry.expires_ms)).map(Some)
-            }
+            Some(entry) if entry.expires_ms > self.now_ms() => match entry.record {
+                Ok(record) => {
+                    let mut record = Record::clone(&record);
+                    record.expires_at = from_millis(entry.expires_ms);
+                    Ok(Some(record))
+                }
+                Err(err) => Err(StoreError::corrupt(CorruptEntry(err))),
+            },
             _ => Ok(None),
         }
     }
@@ -221,6 +236,26 @@ impl Cache for MemoryStore {
         Ok(())
     }
 }
+
+/// About the encoded size of `record`, without encoding it: what an entry weighs.
+fn weight(record: &Record) -> u32 {
+    let state: usize = record
+        .state
+        .iter()
+        .map(|(key, value)| key.len() + value.get().len() + 4)
+        .sum();
+    let meta = [&record.meta.binding, &record.meta.successor]
+        .iter()
+        .map(|field| field.as_ref().map_or(0, |value| value.len() + 16))
+        .sum::<usize>();
+    // The envelope's fixed fields ({"v":1,"created":…,"meta":{…},"state":{}}).
+    u32::try_from(state + meta + 64).unwrap_or(u32::MAX)
+}
+
+/// Bytes given to [`MemoryStore::insert_raw`] that do not decode.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct CorruptEntry(Arc<str>);
 
 /// Tells moka when each entry expires, from the record's own expiry.
 struct RecordExpiry;
