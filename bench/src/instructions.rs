@@ -4,13 +4,17 @@
 
 use std::time::Duration;
 
-use actix_session::{storage::CookieSessionStore, SessionMiddleware};
+use actix_session::{
+    storage::{CookieSessionStore, LoadError, SaveError, SessionKey, SessionStore, UpdateError},
+    SessionMiddleware,
+};
+use actix_web::cookie::time;
 use actix_web::{
     cookie::{Cookie, Key},
     test, web, App,
 };
 use session_actix::SessionLayer;
-use session_core::store::MemoryStore;
+use session_core::{store::MemoryStore, SessionToken};
 
 /// Runs `requests` reads of `variant` after one write that creates the session.
 pub(crate) async fn run(variant: &str, requests: u64) -> Result<(), String> {
@@ -31,6 +35,15 @@ pub(crate) async fn run(variant: &str, requests: u64) -> Result<(), String> {
             .await;
             drive(&app, requests).await
         }
+        "actix-session-floor" => {
+            let app = test::init_service(
+                App::new()
+                    .wrap(SessionMiddleware::new(FixedStore, key))
+                    .configure(crate::servers::routes),
+            )
+            .await;
+            drive(&app, requests).await
+        }
         "ours-memory" => {
             let layer = SessionLayer::builder(MemoryStore::new(), key)
                 .cookie_secure(false)
@@ -43,6 +56,41 @@ pub(crate) async fn run(variant: &str, requests: u64) -> Result<(), String> {
             drive(&app, requests).await
         }
         other => Err(format!("no in-process variant {other}")),
+    }
+}
+
+/// actix-session over a store that does no work: a 256-bit id in the cookie, a fixed
+/// state for every id. What any server-side store built on actix-session pays at least.
+#[derive(Clone, Copy)]
+struct FixedStore;
+
+type State = std::collections::HashMap<String, String>;
+
+impl SessionStore for FixedStore {
+    async fn load(&self, _: &SessionKey) -> Result<Option<State>, LoadError> {
+        Ok(Some(State::from([("n".to_owned(), "1".to_owned())])))
+    }
+
+    async fn save(&self, _: State, _: &time::Duration) -> Result<SessionKey, SaveError> {
+        let token = SessionToken::generate().map_err(|e| SaveError::Other(e.into()))?;
+        SessionKey::try_from(token.as_str().to_owned()).map_err(|e| SaveError::Other(e.into()))
+    }
+
+    async fn update(
+        &self,
+        key: SessionKey,
+        _: State,
+        _: &time::Duration,
+    ) -> Result<SessionKey, UpdateError> {
+        Ok(key)
+    }
+
+    async fn update_ttl(&self, _: &SessionKey, _: &time::Duration) -> Result<(), anyhow::Error> {
+        Ok(())
+    }
+
+    async fn delete(&self, _: &SessionKey) -> Result<(), anyhow::Error> {
+        Ok(())
     }
 }
 

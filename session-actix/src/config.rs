@@ -35,8 +35,6 @@ pub(crate) struct Settings {
     pub(crate) trusted_proxies: Vec<(IpAddr, u8)>,
     pub(crate) key: Key,
     pub(crate) binding_key: BindingKey,
-    /// Unique per built layer: tells apart the fingerprints of layers with different keys.
-    pub(crate) layer_id: u64,
     pub(crate) rotation_key: hmac::Key,
     pub(crate) clock: Arc<dyn Clock>,
 }
@@ -350,10 +348,6 @@ impl<S: Store> SessionLayerBuilder<S> {
             trusted_proxies: self.trusted_proxies,
             key: self.key,
             binding_key,
-            layer_id: {
-                static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-                NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-            },
             rotation_key,
             clock: self.clock,
         };

@@ -11,8 +11,6 @@ use actix_web::{
     Error, HttpRequest,
 };
 
-use session_core::binding;
-
 use crate::{config::Settings, context::RequestContext};
 
 /// Wraps actix-session's middleware.
@@ -71,7 +69,7 @@ pub(crate) fn fingerprint(req: &HttpRequest, settings: &Settings) -> Option<Stri
         return None;
     }
     let ip = if policy.check_ip {
-        client_ip(req, settings).map(|ip| binding::mask(ip, policy))
+        client_ip(req, settings)
     } else {
         None
     };
@@ -82,40 +80,9 @@ pub(crate) fn fingerprint(req: &HttpRequest, settings: &Settings) -> Option<Stri
     } else {
         &[]
     };
-    LAST_FINGERPRINT.with_borrow_mut(|last| {
-        if let Some(memo) = last
-            .as_ref()
-            .filter(|memo| memo.layer == settings.layer_id && memo.ip == ip)
-            .filter(|memo| memo.user_agent == user_agent)
-        {
-            return memo.fingerprint.clone();
-        }
-        let fingerprint = settings
-            .binding_key
-            .fingerprint(policy, ip, Some(user_agent));
-        *last = Some(Memo {
-            layer: settings.layer_id,
-            ip,
-            user_agent: user_agent.to_vec(),
-            fingerprint: fingerprint.clone(),
-        });
-        fingerprint
-    })
-}
-
-/// The last fingerprint a worker thread computed, with exactly what it was computed from.
-/// A keep-alive connection sends the same User-Agent from the same address on every
-/// request, so most requests skip the HMAC.
-struct Memo {
-    layer: u64,
-    ip: Option<IpAddr>,
-    user_agent: Vec<u8>,
-    fingerprint: Option<String>,
-}
-
-thread_local! {
-    static LAST_FINGERPRINT: std::cell::RefCell<Option<Memo>> =
-        const { std::cell::RefCell::new(None) };
+    settings
+        .binding_key
+        .fingerprint(policy, ip, Some(user_agent))
 }
 
 /// The client's IP: the peer address, or, when the peer is a trusted proxy, the right-most
