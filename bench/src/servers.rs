@@ -226,7 +226,9 @@ async fn tower(env: Env, redis_cache: bool) -> std::io::Result<()> {
     use tower_sessions_moka_store::MokaStore;
     use tower_sessions_sqlx_store::PostgresStore as TowerPostgres;
 
+    // The same pool settings as ours: no health check round trip on every checkout.
     let pool = sqlx::postgres::PgPoolOptions::new()
+        .test_before_acquire(false)
         .connect(&env.database_url)
         .await
         .map_err(std::io::Error::other)?;
