@@ -237,3 +237,27 @@ async fn postgres_writes_within_the_hour_are_hot_updates() {
     assert_eq!(updates, 6, "5 updates and a touch");
     assert_eq!(hot, updates, "every write within the hour is a HOT update");
 }
+
+/// `migrate` runs at every start; on a table that is already current it must not queue for
+/// a table lock behind the application's own transactions.
+#[tokio::test]
+async fn postgres_migrate_of_a_current_table_takes_no_lock() {
+    let clock = ManualClock::starting_now();
+    let Some(store) = common::postgres_store(&clock).await else {
+        return;
+    };
+    let mut busy = store.pool().begin().await.unwrap();
+    sqlx::query(&format!(
+        "LOCK TABLE {} IN ROW EXCLUSIVE MODE",
+        store.table_name()
+    ))
+    .execute(&mut *busy)
+    .await
+    .unwrap();
+    let migrated = tokio::time::timeout(Duration::from_secs(3), store.migrate()).await;
+    busy.rollback().await.unwrap();
+    assert!(
+        matches!(migrated, Ok(Ok(()))),
+        "migrate waited for the table lock: {migrated:?}"
+    );
+}

@@ -168,6 +168,11 @@ pub trait Dialect: private::Sealed {
     /// treats "duplicate column" as done.
     #[doc(hidden)]
     const ADD_COLUMN: &'static str;
+    /// A query answering whether the table already has the current layout (binds: table,
+    /// new index, old index, all as written into SQL), so that `migrate` at every start
+    /// takes no table lock; `None` where DDL is cheap enough to run every time (SQLite).
+    #[doc(hidden)]
+    const LAYOUT_CURRENT: Option<&'static str>;
 }
 
 /// The granularity of the indexed `expires_hour` column, in milliseconds.
@@ -186,6 +191,8 @@ mod private {
 #[derive(Debug)]
 struct Statements {
     table: String,
+    /// The new and the old expiry index, schema-qualified as the table is.
+    index_names: (String, String),
     create_table: String,
     add_hour_column: String,
     drop_old_index: String,
@@ -225,6 +232,10 @@ impl Statements {
         let p = |n: u8| format!("{placeholder}{n}");
         Ok(Self {
             table: table.to_owned(),
+            index_names: (
+                format!("{schema}{bare}_expires_hour_idx"),
+                format!("{schema}{bare}_expires_at_idx"),
+            ),
             create_table: format!(
                 "CREATE TABLE IF NOT EXISTS {table} (\
                  id TEXT PRIMARY KEY NOT NULL, data {data_type} NOT NULL, \
@@ -300,13 +311,29 @@ macro_rules! impl_sql_store {
             /// Creates the sessions table and its expiry index if they do not exist, and
             /// upgrades a table made by an earlier release (adds `expires_hour`, replaces
             /// the `expires_at` index by the `expires_hour` one). Idempotent: safe to run
-            /// at every start.
+            /// at every start. On PostgreSQL a table that is already current costs one
+            /// catalog query and no table lock, so a restarting process never queues
+            /// behind (or in front of) the application's transactions.
             ///
             /// # Errors
             ///
             /// [`StoreError::Unavailable`]($crate::StoreError::Unavailable) if the
             /// statements fail.
             pub async fn migrate(&self) -> Result<(), $crate::StoreError> {
+                if let Some(check) = <Self as super::Dialect>::LAYOUT_CURRENT {
+                    // DDL takes table locks even when it has nothing to do (ALTER TABLE
+                    // … IF NOT EXISTS takes an exclusive one); skip it when up to date.
+                    let (new_index, old_index) = &self.sql.index_names;
+                    let current: bool = sqlx::query_scalar(check)
+                        .bind(&self.sql.table)
+                        .bind(new_index)
+                        .bind(old_index)
+                        .fetch_one(&self.pool)
+                        .await?;
+                    if current {
+                        return Ok(());
+                    }
+                }
                 sqlx::query(&self.sql.create_table)
                     .execute(&self.pool)
                     .await?;
@@ -433,6 +460,7 @@ mod tests {
         const CLEANUP_LOCK: &'static str = " FOR UPDATE SKIP LOCKED";
         const COLUMN_TYPES: (&'static str, &'static str) = ("BYTEA", "BIGINT");
         const ADD_COLUMN: &'static str = "ADD COLUMN IF NOT EXISTS";
+        const LAYOUT_CURRENT: Option<&'static str> = None;
     }
 
     #[test]

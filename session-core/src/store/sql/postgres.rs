@@ -15,6 +15,11 @@ impl Dialect for PostgresStore {
     const COLUMN_TYPES: (&'static str, &'static str) = ("BYTEA", "BIGINT");
     const CLEANUP_LOCK: &'static str = " FOR UPDATE SKIP LOCKED";
     const ADD_COLUMN: &'static str = "ADD COLUMN IF NOT EXISTS";
+    const LAYOUT_CURRENT: Option<&'static str> = Some(
+        "SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass($1) \
+         AND attname = 'expires_hour' AND NOT attisdropped) \
+         AND to_regclass($2) IS NOT NULL AND to_regclass($3) IS NULL",
+    );
 }
 
 impl PostgresStore {

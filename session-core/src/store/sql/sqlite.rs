@@ -20,6 +20,7 @@ impl Dialect for SqliteStore {
     const COLUMN_TYPES: (&'static str, &'static str) = ("BLOB", "INTEGER");
     const CLEANUP_LOCK: &'static str = "";
     const ADD_COLUMN: &'static str = "ADD COLUMN";
+    const LAYOUT_CURRENT: Option<&'static str> = None;
 }
 
 impl SqliteStore {
