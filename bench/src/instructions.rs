@@ -8,9 +8,8 @@ use actix_session::{
     storage::{CookieSessionStore, LoadError, SaveError, SessionKey, SessionStore, UpdateError},
     SessionMiddleware,
 };
-use actix_web::cookie::time;
 use actix_web::{
-    cookie::{Cookie, Key},
+    cookie::{time, Cookie, Key},
     test, web, App,
 };
 use session_actix::SessionLayer;

@@ -150,10 +150,13 @@ impl MemoryStore {
     }
 
     fn entry(record: &Record) -> Result<Entry, StoreError> {
+        let mut record = record.clone();
+        // Millisecond precision, as every store that keeps bytes has.
+        record.created_at = from_millis(to_millis(record.created_at));
         Ok(Entry {
-            record: Ok(Arc::new(record.clone())),
-            weight: weight(record),
+            weight: weight(&record),
             expires_ms: to_millis(record.expires_at),
+            record: Ok(Arc::new(record)),
         })
     }
 
