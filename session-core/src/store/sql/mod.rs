@@ -230,12 +230,12 @@ impl Statements {
         };
         let add_column = D::ADD_COLUMN;
         let p = |n: u8| format!("{placeholder}{n}");
+        let old_index = format!("{schema}{bare}_expires_at_idx");
         Ok(Self {
             table: table.to_owned(),
-            index_names: (
-                format!("{schema}{bare}_expires_hour_idx"),
-                format!("{schema}{bare}_expires_at_idx"),
-            ),
+            // The index of earlier releases: it would make every expiry change an index write.
+            drop_old_index: format!("DROP INDEX IF EXISTS {old_index}"),
+            index_names: (format!("{schema}{bare}_expires_hour_idx"), old_index),
             create_table: format!(
                 "CREATE TABLE IF NOT EXISTS {table} (\
                  id TEXT PRIMARY KEY NOT NULL, data {data_type} NOT NULL, \
@@ -246,8 +246,6 @@ impl Statements {
             add_hour_column: format!(
                 "ALTER TABLE {table} {add_column} expires_hour {expiry_type} NOT NULL DEFAULT 0"
             ),
-            // The index of earlier releases: it would make every expiry change an index write.
-            drop_old_index: format!("DROP INDEX IF EXISTS {schema}{bare}_expires_at_idx"),
             create_index: format!(
                 "CREATE INDEX IF NOT EXISTS {bare}_expires_hour_idx ON {table} (expires_hour)"
             ),
