@@ -2,7 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-/// The reserved state key holding [`SessionMeta`]. User code must not write it.
+/// The reserved state key holding the session's bookkeeping (created, refreshed and issued
+/// times, binding fingerprint) as JSON. User code must not write it.
 pub const META_KEY: &str = "__session";
 
 /// The reserved state key holding pending flash messages.
