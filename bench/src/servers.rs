@@ -135,12 +135,7 @@ pub(crate) async fn serve(variant: &str, env: Env) -> std::io::Result<()> {
                 .key_prefix(prefix)
                 .build()
                 .map_err(std::io::Error::other)?;
-            let pool = sqlx::postgres::PgPoolOptions::new()
-                .test_before_acquire(false)
-                .connect(&env.database_url)
-                .await
-                .map_err(std::io::Error::other)?;
-            let durable = PostgresStore::builder(pool)
+            let durable = PostgresStore::builder(pg_pool(&env.database_url).await?)
                 .table_name(
                     std::env::var("BENCH_PG_TABLE").unwrap_or_else(|_| "bench_sessions".into()),
                 )
@@ -220,19 +215,23 @@ async fn ours<S: Store + Clone>(
     .await
 }
 
+/// The PostgreSQL pool of every variant that has one, so both libraries get the same
+/// settings: no health-check round trip on every checkout.
+async fn pg_pool(url: &str) -> std::io::Result<sqlx::PgPool> {
+    sqlx::postgres::PgPoolOptions::new()
+        .test_before_acquire(false)
+        .connect(url)
+        .await
+        .map_err(std::io::Error::other)
+}
+
 /// axum + tower-sessions with its caching store: moka (or Redis) in front of PostgreSQL.
 async fn tower(env: Env, redis_cache: bool) -> std::io::Result<()> {
     use tower_sessions::{CachingSessionStore, SessionManagerLayer};
     use tower_sessions_moka_store::MokaStore;
     use tower_sessions_sqlx_store::PostgresStore as TowerPostgres;
 
-    // The same pool settings as ours: no health check round trip on every checkout.
-    let pool = sqlx::postgres::PgPoolOptions::new()
-        .test_before_acquire(false)
-        .connect(&env.database_url)
-        .await
-        .map_err(std::io::Error::other)?;
-    let durable = TowerPostgres::new(pool)
+    let durable = TowerPostgres::new(pg_pool(&env.database_url).await?)
         .with_table_name("bench_tower_sessions")
         .map_err(std::io::Error::other)?;
     durable.migrate().await.map_err(std::io::Error::other)?;

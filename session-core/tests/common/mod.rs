@@ -24,16 +24,20 @@ pub async fn ping(url: &str) -> redis::RedisResult<()> {
     redis::cmd("PING").query_async::<()>(&mut conn).await
 }
 
-/// A SQLite store on a private in-memory database.
-pub async fn sqlite_store(clock: &ManualClock) -> SqliteStore {
-    let pool = sqlx::sqlite::SqlitePoolOptions::new()
+/// A private in-memory SQLite database: one connection, kept open for the whole test.
+pub async fn sqlite_memory_pool() -> sqlx::SqlitePool {
+    sqlx::sqlite::SqlitePoolOptions::new()
         .max_connections(1)
         .idle_timeout(None)
         .max_lifetime(None)
         .connect("sqlite::memory:")
         .await
-        .expect("sqlite memory");
-    let store = SqliteStore::builder(pool)
+        .expect("sqlite memory")
+}
+
+/// A SQLite store on a private in-memory database.
+pub async fn sqlite_store(clock: &ManualClock) -> SqliteStore {
+    let store = SqliteStore::builder(sqlite_memory_pool().await)
         .clock(clock.clone())
         .build()
         .expect("table name");
