@@ -76,19 +76,24 @@ fn request(method: Method, path: &str, cookie: Option<&str>) -> Request<Empty<By
     builder.body(Empty::new()).unwrap_or_default()
 }
 
-/// Drives `path` with `concurrency` keep-alive connections for `duration`.
+/// Drives `path` with `concurrency` keep-alive connections for `duration`. Connection `i`
+/// sends `cookies[i % cookies.len()]` (no cookie if `cookies` is empty).
 pub(crate) async fn run(
     port: u16,
     method: Method,
     path: &str,
-    cookie: Option<String>,
+    cookies: &[Option<String>],
     concurrency: usize,
     duration: Duration,
 ) -> LoadResult {
     let deadline = Instant::now() + duration;
     let tasks: Vec<_> = (0..concurrency)
-        .map(|_| {
-            let (method, path, cookie) = (method.clone(), path.to_owned(), cookie.clone());
+        .map(|i| {
+            let cookie = match cookies.len() {
+                0 => None,
+                n => cookies[i % n].clone(),
+            };
+            let (method, path) = (method.clone(), path.to_owned());
             tokio::spawn(async move {
                 connection(port, method, &path, cookie.as_deref(), deadline).await
             })

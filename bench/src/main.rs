@@ -6,7 +6,9 @@
 //! of the machine does not favour one variant. See BENCHMARKS.md.
 //!
 //! Options: `--rounds N` (3), `--seconds S` per route (3), `--concurrency C` (32),
-//! `--only a,b` (variant names). `REDIS_URL`/`DATABASE_URL` as in the tests.
+//! `--only a,b` (variant names), `--sessions N` (1: every connection uses one session;
+//! with N > 1, connection `i` uses session `i % N`). `REDIS_URL`/`DATABASE_URL` as in the
+//! tests.
 #![forbid(unsafe_code)]
 #![allow(clippy::cast_precision_loss)] // rates and ratios are shown to a few digits
 
@@ -26,6 +28,7 @@ struct Options {
     concurrency: usize,
     only: Option<Vec<String>>,
     scale: Option<u64>,
+    sessions: usize,
 }
 
 /// The PostgreSQL table of the scale run.
@@ -38,6 +41,7 @@ fn options() -> Options {
         concurrency: 32,
         only: None,
         scale: None,
+        sessions: 1,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -49,6 +53,7 @@ fn options() -> Options {
             "--concurrency" => opts.concurrency = value.parse().unwrap_or(opts.concurrency),
             "--only" => opts.only = Some(value.split(',').map(str::to_owned).collect()),
             "--scale" => opts.scale = value.parse().ok(),
+            "--sessions" => opts.sessions = value.parse().unwrap_or(1).max(1),
             _ => {}
         }
         i += 2;
@@ -134,7 +139,7 @@ async fn bench(opts: Options, pin: bool) -> std::io::Result<()> {
             let index = (k + round) % variants.len();
             let variant = variants[index];
             eprintln!("round {}/{}: {variant}", round + 1, opts.rounds);
-            match measure(variant, pin, opts.concurrency, duration).await {
+            match measure(variant, pin, &opts, duration).await {
                 Ok((read, write)) => {
                     eprintln!(
                         "  read {:.0} req/s, write {:.0} req/s",
@@ -207,37 +212,43 @@ async fn spawn_server(
 async fn measure(
     variant: &str,
     pin: bool,
-    concurrency: usize,
+    opts: &Options,
     duration: Duration,
 ) -> Result<(Measured, Measured), String> {
     let server = spawn_server(variant, pin, &[]).await?;
     let port = server.port;
-    // One session: created by a first write, then used by every connection.
-    let load::Reply { status, cookie, .. } = load::once(port, Method::POST, "/write", None).await?;
-    if status != 200 {
-        server.stop().await;
-        return Err(format!("first write answered {status}"));
+    let concurrency = opts.concurrency;
+    // The sessions, each created by a first write; connections share them round-robin.
+    let mut cookies = Vec::with_capacity(opts.sessions);
+    for _ in 0..opts.sessions {
+        let load::Reply { status, cookie, .. } =
+            load::once(port, Method::POST, "/write", None).await?;
+        if status != 200 {
+            server.stop().await;
+            return Err(format!("first write answered {status}"));
+        }
+        cookies.push(cookie);
     }
     // Warm-up, not measured.
     load::run(
         port,
         Method::GET,
         "/read",
-        cookie.clone(),
+        &cookies,
         concurrency,
         Duration::from_millis(500),
     )
     .await;
-    let read = measured(
+    let read = measured(port, Method::GET, "/read", &cookies, concurrency, duration).await;
+    let write = measured(
         port,
-        Method::GET,
-        "/read",
-        cookie.clone(),
+        Method::POST,
+        "/write",
+        &cookies,
         concurrency,
         duration,
     )
     .await;
-    let write = measured(port, Method::POST, "/write", cookie, concurrency, duration).await;
     server.stop().await;
     Ok((read, write))
 }
@@ -300,13 +311,13 @@ async fn measured(
     port: u16,
     method: Method,
     path: &str,
-    cookie: Option<String>,
+    cookies: &[Option<String>],
     concurrency: usize,
     duration: Duration,
 ) -> Measured {
     let redis_before = redis_calls().await;
     let _ = stats(port).await;
-    let load = load::run(port, method, path, cookie, concurrency, duration).await;
+    let load = load::run(port, method, path, cookies, concurrency, duration).await;
     let redis = redis_calls().await.saturating_sub(redis_before);
     let (cache, durable, _cache_writes, durable_writes) = stats(port).await.unwrap_or_default();
     let per = |n: u64| n as f64 / load.requests.max(1) as f64;
@@ -373,10 +384,11 @@ fn median(values: &mut [Measured], key: impl Fn(&Measured) -> f64) -> f64 {
 
 fn print_table(variants: &[&str], rows: &[Row], opts: &Options, pinned: bool) {
     println!(
-        "\n{} rounds x {} s per route, {} connections, one server worker{}; medians.\n",
+        "\n{} rounds x {} s per route, {} connections on {} session(s), one server worker{}; medians.\n",
         opts.rounds,
         opts.seconds,
         opts.concurrency,
+        opts.sessions,
         if pinned {
             ", server on core 0, load on core 1"
         } else {

@@ -91,7 +91,7 @@ async fn cleanup_under_load<S: Store>(
         port,
         Method::GET,
         "/read",
-        cookie,
+        std::slice::from_ref(&cookie),
         16,
         Duration::from_secs(8),
     );
@@ -211,7 +211,7 @@ async fn report<S: Store>(
         server.port,
         Method::GET,
         "/read",
-        cookie.clone(),
+        std::slice::from_ref(&cookie),
         16,
         Duration::from_secs(3),
     )
