@@ -6,7 +6,7 @@ use std::{rc::Rc, sync::Arc, time::Duration};
 use actix_session::{SessionExt, SessionStatus};
 use actix_web::{
     dev::{Service, ServiceRequest, ServiceResponse},
-    Error,
+    Error, HttpRequest,
 };
 
 use crate::{
@@ -79,8 +79,7 @@ where
                 }
             };
             if let Some(mut meta) = meta {
-                let fingerprint = crate::guard::fingerprint(req.request(), &settings);
-                match verdict(&settings, &meta, now, fingerprint.as_deref()) {
+                match verdict(&settings, &meta, now, req.request()) {
                     Verdict::Fresh(reason, delete_old) => {
                         tracing::warn!(reason, "session refused; continuing with a fresh session");
                         session.clear();
@@ -133,12 +132,7 @@ where
     }
 }
 
-fn verdict(
-    settings: &Settings,
-    meta: &SessionMeta,
-    now: u64,
-    fingerprint: Option<&str>,
-) -> Verdict {
+fn verdict(settings: &Settings, meta: &SessionMeta, now: u64, req: &HttpRequest) -> Verdict {
     if let Some(limit) = settings.absolute_timeout {
         if now >= meta.created.saturating_add(millis(limit)) {
             return Verdict::Fresh("absolute timeout", true);
@@ -147,7 +141,7 @@ fn verdict(
     if now >= meta.refreshed.saturating_add(millis(settings.idle_timeout)) {
         return Verdict::Fresh("idle timeout", true);
     }
-    if meta.binding.as_deref() != fingerprint {
+    if !crate::guard::binding_matches(req, settings, meta.binding.as_deref()) {
         // Leave the record alone: whoever presents a stolen cookie must not be able to end
         // its owner's session.
         return Verdict::Fresh("client does not match the session's binding", false);

@@ -62,8 +62,38 @@ where
 }
 
 /// The client's binding fingerprint (HMAC of its IP prefix and/or User-Agent), if binding
-/// is on. Computed only when a check needs it: requests without a session never pay for it.
+/// is on. Computed only when a new session needs it: requests without a session never pay
+/// for it.
 pub(crate) fn fingerprint(req: &HttpRequest, settings: &Settings) -> Option<String> {
+    let (ip, user_agent) = binding_inputs(req, settings)?;
+    settings
+        .binding_key
+        .fingerprint(&settings.binding, ip, Some(user_agent))
+}
+
+/// Whether the client matches the fingerprint its session was bound with (`None`: bound
+/// to nothing).
+pub(crate) fn binding_matches(
+    req: &HttpRequest,
+    settings: &Settings,
+    stored: Option<&str>,
+) -> bool {
+    match binding_inputs(req, settings) {
+        Some((ip, user_agent)) => {
+            settings
+                .binding_key
+                .matches(&settings.binding, ip, Some(user_agent), stored)
+        }
+        None => stored.is_none(),
+    }
+}
+
+/// What the binding policy looks at: the client IP and the User-Agent, each only if bound.
+/// `None` when binding is off.
+fn binding_inputs<'r>(
+    req: &'r HttpRequest,
+    settings: &Settings,
+) -> Option<(Option<IpAddr>, &'r [u8])> {
     let policy = &settings.binding;
     if !policy.is_enabled() {
         return None;
@@ -80,9 +110,7 @@ pub(crate) fn fingerprint(req: &HttpRequest, settings: &Settings) -> Option<Stri
     } else {
         &[]
     };
-    settings
-        .binding_key
-        .fingerprint(policy, ip, Some(user_agent))
+    Some((ip, user_agent))
 }
 
 /// The client's IP: the peer address, or, when the peer is a trusted proxy, the right-most

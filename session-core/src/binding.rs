@@ -5,6 +5,7 @@ use std::net::IpAddr;
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
 use ring::hmac;
+use subtle::ConstantTimeEq as _;
 
 /// What a session is bound to, and how loosely.
 ///
@@ -68,6 +69,45 @@ impl BindingKey {
         ip: Option<IpAddr>,
         user_agent: Option<&[u8]>,
     ) -> Option<String> {
+        self.tag(policy, ip, user_agent)
+            .map(|tag| URL_SAFE_NO_PAD.encode(tag.as_ref()))
+    }
+
+    /// Whether a client matches the fingerprint a session was bound with (`stored`, as
+    /// [`fingerprint`](Self::fingerprint) made it; `None` for a session bound to nothing).
+    ///
+    /// The digests are compared in constant time, and nothing is allocated. A session bound
+    /// under one policy does not match under another: turning binding on or off ends the
+    /// sessions bound the other way.
+    #[must_use]
+    pub fn matches(
+        &self,
+        policy: &BindingPolicy,
+        ip: Option<IpAddr>,
+        user_agent: Option<&[u8]>,
+        stored: Option<&str>,
+    ) -> bool {
+        match (self.tag(policy, ip, user_agent), stored) {
+            (None, None) => true,
+            (Some(tag), Some(stored)) => {
+                // Room for one byte more than a digest: a longer value fails to decode.
+                let mut decoded = [0u8; 33];
+                URL_SAFE_NO_PAD
+                    .decode_slice(stored, &mut decoded)
+                    .ok()
+                    .and_then(|len| decoded.get(..len))
+                    .is_some_and(|decoded| bool::from(tag.as_ref().ct_eq(decoded)))
+            }
+            _ => false,
+        }
+    }
+
+    fn tag(
+        &self,
+        policy: &BindingPolicy,
+        ip: Option<IpAddr>,
+        user_agent: Option<&[u8]>,
+    ) -> Option<hmac::Tag> {
         if !policy.is_enabled() {
             return None;
         }
@@ -84,7 +124,7 @@ impl BindingKey {
             ctx.update(b"|ua:");
             ctx.update(user_agent.unwrap_or_default());
         }
-        Some(URL_SAFE_NO_PAD.encode(ctx.sign().as_ref()))
+        Some(ctx.sign())
     }
 }
 
@@ -183,5 +223,38 @@ mod tests {
             a,
             BindingKey::new(b"other").fingerprint(&both, ip("1.2.3.4"), Some(b"UA"))
         );
+    }
+
+    #[test]
+    fn matches_agrees_with_fingerprints() {
+        let key = BindingKey::new(b"k");
+        let ip = |s: &str| Some(s.parse::<IpAddr>().unwrap());
+        let both = policy(true, true);
+        let stored = key.fingerprint(&both, ip("1.2.3.4"), Some(b"UA")).unwrap();
+        assert!(key.matches(&both, ip("1.2.3.4"), Some(b"UA"), Some(&stored)));
+        assert!(!key.matches(&both, ip("1.2.3.5"), Some(b"UA"), Some(&stored)));
+        assert!(!key.matches(&both, ip("1.2.3.4"), Some(b"UB"), Some(&stored)));
+        // Tampered, truncated, extended and garbage stored values never match.
+        let mut flipped = stored.clone().into_bytes();
+        flipped[5] = if flipped[5] == b'A' { b'B' } else { b'A' };
+        let flipped = String::from_utf8(flipped).unwrap();
+        for bad in [
+            flipped.as_str(),
+            &stored[..42],
+            &format!("{stored}A"),
+            &format!("{stored}AAAA"),
+            "",
+            "not base64 at all!",
+        ] {
+            assert!(
+                !key.matches(&both, ip("1.2.3.4"), Some(b"UA"), Some(bad)),
+                "{bad:?}"
+            );
+        }
+        // Bound to nothing matches only an unbound session, and the other way round.
+        let off = policy(false, false);
+        assert!(key.matches(&off, ip("1.2.3.4"), Some(b"UA"), None));
+        assert!(!key.matches(&off, ip("1.2.3.4"), Some(b"UA"), Some(&stored)));
+        assert!(!key.matches(&both, ip("1.2.3.4"), Some(b"UA"), None));
     }
 }
