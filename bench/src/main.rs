@@ -86,9 +86,12 @@ fn main() -> std::io::Result<()> {
     }
     if args.get(1).map(String::as_str) == Some("instructions") {
         let variant = args.get(2).cloned().unwrap_or_default();
-        let requests = args.get(3).and_then(|n| n.parse().ok()).unwrap_or(1000);
+        let plan = instructions::Plan {
+            requests: args.get(3).and_then(|n| n.parse().ok()).unwrap_or(1000),
+            write: args.get(4).map(String::as_str) == Some("write"),
+        };
         return actix_web::rt::System::new()
-            .block_on(instructions::run(&variant, requests))
+            .block_on(instructions::run(&variant, plan))
             .map_err(std::io::Error::other);
     }
     let cores = core_affinity::get_core_ids().unwrap_or_default();

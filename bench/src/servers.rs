@@ -22,6 +22,7 @@ pub(crate) const VARIANTS: &[&str] = &[
     "ours-redis",
     "ours-memory+sqlite",
     "ours-redis+postgres",
+    "tower-sessions-memory",
     "tower-sessions-moka+postgres",
     "tower-sessions-redis+postgres",
 ];
@@ -146,6 +147,12 @@ pub(crate) async fn serve(variant: &str, env: Env) -> std::io::Result<()> {
             let stats = tiers(cache.clone(), durable.clone());
             ours(TieredStore::new(cache, durable), stats, key, env.port).await
         }
+        "tower-sessions-memory" => {
+            let layer =
+                tower_sessions::SessionManagerLayer::new(tower_sessions::MemoryStore::default())
+                    .with_secure(false);
+            tower_serve(layer, env.port).await
+        }
         "tower-sessions-moka+postgres" => tower(env, false).await,
         "tower-sessions-redis+postgres" => tower(env, true).await,
         other => Err(std::io::Error::other(format!("unknown variant {other}"))),
@@ -257,6 +264,15 @@ async fn tower_serve<S>(
 where
     S: tower_sessions::SessionStore + Clone,
 {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    axum::serve(listener, tower_app(layer)).await
+}
+
+/// The axum application of the tower-sessions variants.
+pub(crate) fn tower_app<S>(layer: tower_sessions::SessionManagerLayer<S>) -> axum::Router
+where
+    S: tower_sessions::SessionStore + Clone,
+{
     use axum::routing::{get, post};
     async fn read(session: tower_sessions::Session) -> String {
         session
@@ -272,10 +288,8 @@ where
         let _ = session.insert("n", n).await;
         n.to_string()
     }
-    let app = axum::Router::new()
+    axum::Router::new()
         .route("/read", get(read))
         .route("/write", post(write))
-        .layer(layer);
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
-    axum::serve(listener, app).await
+        .layer(layer)
 }
