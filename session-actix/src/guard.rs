@@ -78,14 +78,11 @@ pub(crate) fn binding_matches(
     settings: &Settings,
     stored: Option<&str>,
 ) -> bool {
-    match binding_inputs(req, settings) {
-        Some((ip, user_agent)) => {
-            settings
-                .binding_key
-                .matches(&settings.binding, ip, Some(user_agent), stored)
-        }
-        None => stored.is_none(),
-    }
+    // With binding off there are no inputs, and `matches` accepts only unbound sessions.
+    let (ip, user_agent) = binding_inputs(req, settings).unwrap_or((None, &[]));
+    settings
+        .binding_key
+        .matches(&settings.binding, ip, Some(user_agent), stored)
 }
 
 /// What the binding policy looks at: the client IP and the User-Agent, each only if bound.
