@@ -52,24 +52,8 @@ pub(crate) async fn run(variant: &str, plan: Plan) -> Result<(), String> {
             .await;
             drive(&app, plan).await
         }
-        "actix-session-cookie" => {
-            let app = test::init_service(
-                App::new()
-                    .wrap(SessionMiddleware::new(CookieSessionStore::default(), key))
-                    .configure(crate::servers::routes),
-            )
-            .await;
-            drive(&app, plan).await
-        }
-        "actix-session-floor" => {
-            let app = test::init_service(
-                App::new()
-                    .wrap(SessionMiddleware::new(FixedStore, key))
-                    .configure(crate::servers::routes),
-            )
-            .await;
-            drive(&app, plan).await
-        }
+        "actix-session-cookie" => actix_session(CookieSessionStore::default(), key, plan).await,
+        "actix-session-floor" => actix_session(FixedStore, key, plan).await,
         "actix-session-redis" => {
             let prefix = format!("bench:{}:", std::process::id());
             let store = RedisSessionStore::builder(crate::env_urls().0)
@@ -77,13 +61,7 @@ pub(crate) async fn run(variant: &str, plan: Plan) -> Result<(), String> {
                 .build()
                 .await
                 .map_err(|e| e.to_string())?;
-            let app = test::init_service(
-                App::new()
-                    .wrap(SessionMiddleware::new(store, key))
-                    .configure(crate::servers::routes),
-            )
-            .await;
-            drive(&app, plan).await
+            actix_session(store, key, plan).await
         }
         "ours-memory" => ours(MemoryStore::new(), key, plan).await,
         "ours-redis" => {
@@ -94,8 +72,9 @@ pub(crate) async fn run(variant: &str, plan: Plan) -> Result<(), String> {
             ours(store, key, plan).await
         }
         "bare-axum" => {
-            let app = axum::Router::new().route("/read", axum::routing::get(|| async { "0" }));
-            let app = app.route("/write", axum::routing::post(|| async { "0" }));
+            let app = axum::Router::new()
+                .route("/read", axum::routing::get(|| async { "0" }))
+                .route("/write", axum::routing::post(|| async { "0" }));
             drive_tower(app, plan).await
         }
         "tower-sessions-memory" => {
@@ -106,6 +85,21 @@ pub(crate) async fn run(variant: &str, plan: Plan) -> Result<(), String> {
         }
         other => Err(format!("no in-process variant {other}")),
     }
+}
+
+/// actix-session's own middleware over `store`.
+async fn actix_session<St: SessionStore + 'static>(
+    store: St,
+    key: Key,
+    plan: Plan,
+) -> Result<(), String> {
+    let app = test::init_service(
+        App::new()
+            .wrap(SessionMiddleware::new(store, key))
+            .configure(crate::servers::routes),
+    )
+    .await;
+    drive(&app, plan).await
 }
 
 /// This library's layer over `store`, with the defaults but for plain-HTTP cookies and no
@@ -240,8 +234,6 @@ async fn drive_tower(app: axum::Router, plan: Plan) -> Result<(), String> {
         if !res.status().is_success() {
             return Err(format!("{path} answered {}", res.status()));
         }
-        // The body is what the client reads; drop it as the server would after sending.
-        drop(res);
     }
     report(started, plan);
     Ok(())
