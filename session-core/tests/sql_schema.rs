@@ -31,17 +31,43 @@ fn mid_hour_clock() -> ManualClock {
     clock
 }
 
-/// A record encoded the way every release writes it, stored by hand into the old layout.
-fn encoded(clock: &ManualClock, ttl: Duration) -> (Vec<u8>, i64) {
-    let now = clock.now();
-    let mut record = Record::new(now, now + ttl);
-    record.insert("cart", &vec![1, 2, 3]).unwrap();
-    (record.encode().unwrap(), millis(now + ttl))
+/// The statements that create `table` in the old layout: the table, then its index named
+/// `{index_prefix}_expires_at_idx`, with the backend's byte and integer types.
+fn old_layout(table: &str, index_prefix: &str, bytes: &str, int: &str) -> [String; 2] {
+    [
+        OLD_TABLE
+            .replace("{t}", table)
+            .replace("{data}", bytes)
+            .replace("{int}", int),
+        OLD_INDEX.replace("{t}", table).replace("{i}", index_prefix),
+    ]
 }
 
-/// After migration, two minutes on: the live old row loads and updates, the expired one is
-/// cleaned although it has no hour.
-async fn old_rows_still_work(store: &impl Store, clock: &ManualClock, live: &SessionToken) {
+/// Two rows to store by hand into the old layout, as `(token, data, expires_at)`: a live
+/// one (10 minutes left) first, then one that expires in a minute. The data is a record
+/// encoded the way every release writes it.
+fn old_rows(clock: &ManualClock) -> [(SessionToken, Vec<u8>, i64); 2] {
+    [600, 60].map(|secs| {
+        let now = clock.now();
+        let expires = now + Duration::from_secs(secs);
+        let mut record = Record::new(now, expires);
+        record.insert("cart", &vec![1, 2, 3]).unwrap();
+        (
+            SessionToken::generate().unwrap(),
+            record.encode().unwrap(),
+            millis(expires),
+        )
+    })
+}
+
+/// After migration, two minutes on: the live old row of [`old_rows`] loads and updates, the
+/// expired one is cleaned although it has no hour.
+async fn old_rows_still_work(
+    store: &impl Store,
+    clock: &ManualClock,
+    rows: &[(SessionToken, Vec<u8>, i64); 2],
+) {
+    let live = &rows[0].0;
     clock.advance(Duration::from_secs(120));
     let record = store
         .load(&live.hash())
@@ -62,25 +88,11 @@ async fn old_rows_still_work(store: &impl Store, clock: &ManualClock, live: &Ses
 async fn sqlite_upgrades_a_table_of_an_earlier_release() {
     let clock = mid_hour_clock();
     let pool = common::sqlite_memory_pool().await;
-    let create = OLD_TABLE
-        .replace("{t}", "sessions")
-        .replace("{data}", "BLOB")
-        .replace("{int}", "INTEGER");
-    sqlx::query(&create).execute(&pool).await.unwrap();
-    sqlx::query(
-        &OLD_INDEX
-            .replace("{t}", "sessions")
-            .replace("{i}", "sessions"),
-    )
-    .execute(&pool)
-    .await
-    .unwrap();
-    let (live, expired) = (
-        SessionToken::generate().unwrap(),
-        SessionToken::generate().unwrap(),
-    );
-    for (token, ttl) in [(&live, 600), (&expired, 60)] {
-        let (data, expires) = encoded(&clock, Duration::from_secs(ttl));
+    for ddl in old_layout("sessions", "sessions", "BLOB", "INTEGER") {
+        sqlx::query(&ddl).execute(&pool).await.unwrap();
+    }
+    let rows = old_rows(&clock);
+    for (token, data, expires) in &rows {
         sqlx::query("INSERT INTO sessions (id, data, expires_at) VALUES (?1, ?2, ?3)")
             .bind(token.hash().as_str())
             .bind(data)
@@ -111,7 +123,7 @@ async fn sqlite_upgrades_a_table_of_an_earlier_release() {
         "{indexes:?}"
     );
 
-    old_rows_still_work(&store, &clock, &live).await;
+    old_rows_still_work(&store, &clock, &rows).await;
 }
 
 #[tokio::test]
@@ -124,25 +136,11 @@ async fn postgres_upgrades_a_table_of_an_earlier_release() {
     let pool = fresh.pool().clone();
     let schema = fresh.table_name().split('.').next().unwrap().to_owned();
     let table = format!("{schema}.old_sessions");
-    let create = OLD_TABLE
-        .replace("{t}", &table)
-        .replace("{data}", "BYTEA")
-        .replace("{int}", "BIGINT");
-    sqlx::query(&create).execute(&pool).await.unwrap();
-    sqlx::query(
-        &OLD_INDEX
-            .replace("{t}", &table)
-            .replace("{i}", "old_sessions"),
-    )
-    .execute(&pool)
-    .await
-    .unwrap();
-    let (live, expired) = (
-        SessionToken::generate().unwrap(),
-        SessionToken::generate().unwrap(),
-    );
-    for (token, ttl) in [(&live, 600), (&expired, 60)] {
-        let (data, expires) = encoded(&clock, Duration::from_secs(ttl));
+    for ddl in old_layout(&table, "old_sessions", "BYTEA", "BIGINT") {
+        sqlx::query(&ddl).execute(&pool).await.unwrap();
+    }
+    let rows = old_rows(&clock);
+    for (token, data, expires) in &rows {
         sqlx::query(&format!(
             "INSERT INTO {table} (id, data, expires_at) VALUES ($1, $2, $3)"
         ))
@@ -176,7 +174,7 @@ async fn postgres_upgrades_a_table_of_an_earlier_release() {
         "the expires_at index is replaced"
     );
 
-    old_rows_still_work(&store, &clock, &live).await;
+    old_rows_still_work(&store, &clock, &rows).await;
 }
 
 /// Writes that move the expiry within the same hour change no indexed column, so
