@@ -109,17 +109,28 @@ pub(crate) async fn run(
             errors += e;
         }
     }
-    let elapsed = started.elapsed().as_secs_f64();
-    LoadResult {
-        requests,
-        errors,
-        rps: requests as f64 / elapsed,
-        p50_us: histogram.value_at_quantile(0.50),
-        p99_us: histogram.value_at_quantile(0.99),
+    LoadResult::new(requests, errors, started, &histogram)
+}
+
+impl LoadResult {
+    /// The result of `requests` answered since `started`, with their latencies (µs).
+    pub(crate) fn new(
+        requests: u64,
+        errors: u64,
+        started: Instant,
+        histogram: &Histogram<u64>,
+    ) -> Self {
+        Self {
+            requests,
+            errors,
+            rps: requests as f64 / started.elapsed().as_secs_f64(),
+            p50_us: histogram.value_at_quantile(0.50),
+            p99_us: histogram.value_at_quantile(0.99),
+        }
     }
 }
 
-fn unreachable_histogram() -> Histogram<u64> {
+pub(crate) fn unreachable_histogram() -> Histogram<u64> {
     // Three significant figures is always a valid precision.
     Histogram::new_with_max(3_600_000_000, 3).unwrap_or_else(|_| std::process::abort())
 }

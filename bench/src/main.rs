@@ -16,6 +16,7 @@ mod instructions;
 mod load;
 mod scale;
 mod servers;
+mod spin;
 
 use std::{process::Stdio, time::Duration};
 
@@ -29,6 +30,9 @@ struct Options {
     only: Option<Vec<String>>,
     scale: Option<u64>,
     sessions: usize,
+    /// The busy-polling load generator ([`spin`], the default) or, with `--client tokio`,
+    /// the Tokio one ([`load`]).
+    spin: bool,
 }
 
 /// The PostgreSQL table of the scale run.
@@ -42,6 +46,7 @@ fn options() -> Options {
         only: None,
         scale: None,
         sessions: 1,
+        spin: true,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -54,6 +59,7 @@ fn options() -> Options {
             "--only" => opts.only = Some(value.split(',').map(str::to_owned).collect()),
             "--scale" => opts.scale = value.parse().ok(),
             "--sessions" => opts.sessions = value.parse().unwrap_or(1).max(1),
+            "--client" => opts.spin = value != "tokio",
             _ => {}
         }
         i += 2;
@@ -232,26 +238,18 @@ async fn measure(
         }
         cookies.push(cookie);
     }
+    let client = Client {
+        port,
+        cookies: &cookies,
+        concurrency,
+        spin: opts.spin,
+    };
     // Warm-up, not measured.
-    load::run(
-        port,
-        Method::GET,
-        "/read",
-        &cookies,
-        concurrency,
-        Duration::from_millis(500),
-    )
-    .await;
-    let read = measured(port, Method::GET, "/read", &cookies, concurrency, duration).await;
-    let write = measured(
-        port,
-        Method::POST,
-        "/write",
-        &cookies,
-        concurrency,
-        duration,
-    )
-    .await;
+    client
+        .run(Method::GET, "/read", Duration::from_millis(500))
+        .await;
+    let read = measured(&client, Method::GET, "/read", duration).await;
+    let write = measured(&client, Method::POST, "/write", duration).await;
     server.stop().await;
     Ok((read, write))
 }
@@ -310,17 +308,44 @@ async fn scale_run(rows: u64, pin: bool) -> std::io::Result<()> {
     Ok(())
 }
 
-async fn measured(
+/// The load generator of a run, on one server and its sessions.
+struct Client<'a> {
     port: u16,
-    method: Method,
-    path: &str,
-    cookies: &[Option<String>],
+    cookies: &'a [Option<String>],
     concurrency: usize,
-    duration: Duration,
-) -> Measured {
+    spin: bool,
+}
+
+impl Client<'_> {
+    async fn run(&self, method: Method, path: &str, duration: Duration) -> LoadResult {
+        if self.spin {
+            // Blocks this (current-thread) runtime for the run, which has nothing else to do.
+            return spin::run(
+                self.port,
+                method.as_str(),
+                path,
+                self.cookies,
+                self.concurrency,
+                duration,
+            );
+        }
+        load::run(
+            self.port,
+            method,
+            path,
+            self.cookies,
+            self.concurrency,
+            duration,
+        )
+        .await
+    }
+}
+
+async fn measured(client: &Client<'_>, method: Method, path: &str, duration: Duration) -> Measured {
+    let port = client.port;
     let redis_before = redis_calls().await;
     let _ = stats(port).await;
-    let load = load::run(port, method, path, cookies, concurrency, duration).await;
+    let load = client.run(method, path, duration).await;
     let redis = redis_calls().await.saturating_sub(redis_before);
     let (cache, durable, _cache_writes, durable_writes) = stats(port).await.unwrap_or_default();
     let per = |n: u64| n as f64 / load.requests.max(1) as f64;
@@ -387,7 +412,7 @@ fn median(values: &mut [Measured], key: impl Fn(&Measured) -> f64) -> f64 {
 
 fn print_table(variants: &[&str], rows: &[Row], opts: &Options, pinned: bool) {
     println!(
-        "\n{} rounds x {} s per route, {} connections on {} session(s), one server worker{}; medians.\n",
+        "\n{} rounds x {} s per route, {} connections on {} session(s), one server worker{}, {} client; medians.\n",
         opts.rounds,
         opts.seconds,
         opts.concurrency,
@@ -396,7 +421,8 @@ fn print_table(variants: &[&str], rows: &[Row], opts: &Options, pinned: bool) {
             ", server on core 0, load on core 1"
         } else {
             ""
-        }
+        },
+        if opts.spin { "busy-polling" } else { "Tokio" }
     );
     let rps = |row: &Row, write: bool| {
         let mut m = if write {
