@@ -104,7 +104,9 @@ impl MemoryStoreBuilder {
                     .unwrap_or(u32::MAX)
                     .saturating_add(entry.weight)
             })
-            .expire_after(RecordExpiry)
+            .expire_after(RecordExpiry {
+                clock: Arc::clone(&self.clock),
+            })
             .build();
         MemoryStore {
             cache,
@@ -260,19 +262,22 @@ fn weight(record: &Record) -> u32 {
 #[error("{0}")]
 struct CorruptEntry(Arc<str>);
 
-/// Tells moka when each entry expires, from the record's own expiry.
-struct RecordExpiry;
+/// Tells moka when each entry expires, from the record's own expiry by the store's clock
+/// (not the system's: a clock behind it would otherwise expire every entry at once).
+struct RecordExpiry {
+    clock: Arc<dyn Clock>,
+}
 
 impl RecordExpiry {
-    fn remaining(entry: &Entry) -> Option<Duration> {
-        let now = to_millis(SystemTime::now());
+    fn remaining(&self, entry: &Entry) -> Option<Duration> {
+        let now = to_millis(self.clock.now());
         Some(Duration::from_millis(entry.expires_ms.saturating_sub(now)))
     }
 }
 
 impl Expiry<TokenHash, Entry> for RecordExpiry {
     fn expire_after_create(&self, _: &TokenHash, entry: &Entry, _: Instant) -> Option<Duration> {
-        Self::remaining(entry)
+        self.remaining(entry)
     }
 
     fn expire_after_update(
@@ -282,6 +287,6 @@ impl Expiry<TokenHash, Entry> for RecordExpiry {
         _: Instant,
         _: Option<Duration>,
     ) -> Option<Duration> {
-        Self::remaining(entry)
+        self.remaining(entry)
     }
 }
