@@ -3,13 +3,20 @@
 
 mod common;
 
-use std::time::{Duration, SystemTime};
+use std::{
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::{Duration, SystemTime},
+};
 
 use common::private_redis::PrivateRedis;
 use session_core::{
     store::{Counted, Faulty, MemoryStore, OpCounts, RedisStore, SqliteStore, TieredStore},
-    Cache, ManualClock, Record, SessionToken, Store,
+    Cache, ManualClock, Record, SessionToken, Store, StoreError, TokenHash,
 };
+use tokio::sync::Notify;
 
 fn record(value: &str) -> Record {
     let now = SystemTime::now();
@@ -111,9 +118,10 @@ async fn cache_miss_repopulates_the_cache() {
         tier.cache().take_counts(),
         OpCounts {
             load: 1,
-            put: 1,
+            create: 1,
             ..OpCounts::default()
-        }
+        },
+        "the refill writes only where the key is absent"
     );
     let cached = tier.cache().inner().load(&key).await.unwrap();
     assert_eq!(value(&cached).as_deref(), Some("a"), "refilled");
@@ -128,8 +136,9 @@ async fn cache_miss_repopulates_the_cache() {
 }
 
 #[tokio::test]
-async fn refill_overwrites_a_key_already_in_the_cache() {
-    // `put` is a plain SET: it works whether or not the key exists.
+async fn put_overwrites_a_key_already_in_the_cache() {
+    // `put` is a plain SET: it works whether or not the key exists (mirrored writes, and
+    // refills of keys whose cache entry may be stale).
     let cache = MemoryStore::new();
     let key = SessionToken::generate().unwrap().hash();
     cache.put(&key, &record("old")).await.unwrap();
@@ -137,6 +146,91 @@ async fn refill_overwrites_a_key_already_in_the_cache() {
     assert_eq!(
         value(&cache.load(&key).await.unwrap()).as_deref(),
         Some("new")
+    );
+}
+
+/// A durable store whose next `load` stops after reading, until released: the window
+/// between a cache miss's durable read and its refill, held open.
+#[derive(Clone)]
+struct Held<S> {
+    inner: S,
+    armed: Arc<AtomicBool>,
+    loaded: Arc<Notify>,
+    release: Arc<Notify>,
+}
+
+impl<S> Held<S> {
+    fn new(inner: S) -> Self {
+        Self {
+            inner,
+            armed: Arc::new(AtomicBool::new(false)),
+            loaded: Arc::new(Notify::new()),
+            release: Arc::new(Notify::new()),
+        }
+    }
+}
+
+impl<S: Store> Store for Held<S> {
+    async fn load(&self, key: &TokenHash) -> Result<Option<Record>, StoreError> {
+        let found = self.inner.load(key).await;
+        if self.armed.swap(false, Ordering::SeqCst) {
+            self.loaded.notify_one();
+            self.release.notified().await;
+        }
+        found
+    }
+    async fn create(&self, key: &TokenHash, record: &Record) -> Result<bool, StoreError> {
+        self.inner.create(key, record).await
+    }
+    async fn update(&self, key: &TokenHash, record: &Record) -> Result<bool, StoreError> {
+        self.inner.update(key, record).await
+    }
+    async fn touch(&self, key: &TokenHash, expires_at: SystemTime) -> Result<bool, StoreError> {
+        self.inner.touch(key, expires_at).await
+    }
+    async fn delete(&self, key: &TokenHash) -> Result<(), StoreError> {
+        self.inner.delete(key).await
+    }
+    async fn cleanup(&self, limit: usize) -> Result<usize, StoreError> {
+        self.inner.cleanup(limit).await
+    }
+}
+
+#[tokio::test]
+async fn a_late_refill_never_replaces_a_newer_write() {
+    let clock = ManualClock::starting_now();
+    let durable = Held::new(common::sqlite_store(&clock).await);
+    let tier = Arc::new(TieredStore::new(MemoryStore::new(), durable.clone()));
+    let key = SessionToken::generate().unwrap().hash();
+    assert!(tier.create(&key, &record("v1")).await.unwrap());
+    tier.cache().delete(&key).await.unwrap(); // evicted
+
+    // A read misses the cache and reads v1 from the durable store...
+    durable.armed.store(true, Ordering::SeqCst);
+    let reader = tokio::spawn({
+        let (tier, key) = (Arc::clone(&tier), key.clone());
+        async move { tier.load(&key).await }
+    });
+    durable.loaded.notified().await;
+    // ...then a write of v2 is acknowledged (durable store and cache)...
+    assert!(tier.update(&key, &record("v2")).await.unwrap());
+    // ...and only then does the read refill the cache.
+    durable.release.notify_one();
+    let read = reader.await.unwrap().unwrap();
+    assert_eq!(
+        value(&read).as_deref(),
+        Some("v1"),
+        "it read before the write"
+    );
+
+    assert_eq!(
+        value(&tier.cache().load(&key).await.unwrap()).as_deref(),
+        Some("v2"),
+        "the older read did not replace the acknowledged write in the cache"
+    );
+    assert_eq!(
+        value(&tier.load(&key).await.unwrap()).as_deref(),
+        Some("v2")
     );
 }
 

@@ -99,7 +99,8 @@ pub trait Store: Send + Sync + 'static {
 /// [`TieredStore`](crate::store::TieredStore): it can also write a record unconditionally.
 pub trait Cache: Store {
     /// Writes `record` under `key` whether or not the key exists (a plain `SET` with
-    /// expiry). Used to refill the cache from the durable store and to mirror writes.
+    /// expiry). Used to mirror durable writes, and to refill keys whose cache entry may be
+    /// stale; other refills use [`Store::create`], which leaves a newer entry alone.
     ///
     /// # Errors
     ///

@@ -17,8 +17,11 @@ use crate::{clock::to_millis, Cache, Clock, Record, Store, StoreError, SystemClo
 /// # Rules
 ///
 /// - **Read**: try the cache; on a miss, read the durable store and write what it found
-///   back into the cache with its remaining lifetime (a plain `SET`, which works whether or
-///   not the key is cached). A cache hit costs one cache command and no durable query.
+///   back into the cache with its remaining lifetime, only if the key is still absent there
+///   (the cache's `create`: `SET … NX` in Redis). A write that lands between the durable
+///   read and the refill has put a newer record in the cache, and the older one must not
+///   replace it. A cache hit costs one cache command and no durable query; a miss one cache
+///   read, one durable query and one cache write.
 /// - **Write** (`create`, `update`, `touch`, `delete`): the durable store first, then the
 ///   cache. A save costs one durable statement and one cache command. A write is
 ///   acknowledged (returns `Ok`) only once the durable store has it.
@@ -36,9 +39,11 @@ use crate::{clock::to_millis, Cache, Clock, Record, Store, StoreError, SystemClo
 /// - A cache entry that does not decode is treated as a miss and deleted.
 /// - `cleanup` cleans the durable store; the cache expires entries by itself.
 ///
-/// Remaining race, as in every cache-aside design: a read that misses, then loses a race
-/// with a write, may put the older value back into the cache until that key's next write.
-/// Writes to one session from concurrent requests already race (last write wins).
+/// Remaining race, as in every cache-aside design without versions in the cache: a read
+/// that misses, reads the durable store, and refills the cache only after a concurrent
+/// `delete` of the same key has emptied it, puts the deleted record back into the cache
+/// until it expires. Writes to one session from concurrent requests already race (last
+/// write wins).
 ///
 /// Several application processes that share a cache each remember only their own stale
 /// keys.
@@ -263,6 +268,14 @@ impl<C: Cache, D: Store> TieredStore<C, D> {
         }
     }
 
+    /// Refills the cache after a miss, where `key` is still absent: a write that landed
+    /// since the durable read has put a newer record there, which this one must not replace.
+    async fn cache_refill(&self, key: &TokenHash, record: &Record) {
+        if let Err(err) = self.cache.create(key, record).await {
+            self.cache_write_failed("refill", key, &err);
+        }
+    }
+
     /// Drops `key` from the cache.
     async fn cache_delete(&self, key: &TokenHash) {
         match self.cache.delete(key).await {
@@ -291,10 +304,12 @@ impl<C: Cache, D: Store> Store for TieredStore<C, D> {
         }
         self.shared.misses.fetch_add(1, Ordering::Relaxed);
         let found = self.durable.load(key).await?;
-        match &found {
-            Some(record) => self.cache_put(key, record).await,
-            None if !self.cache_readable(key) => self.cache_delete(key).await,
-            None => {}
+        // A key whose cache entry may be stale is overwritten; any other only refilled.
+        match (&found, self.cache_readable(key)) {
+            (Some(record), true) => self.cache_refill(key, record).await,
+            (Some(record), false) => self.cache_put(key, record).await,
+            (None, false) => self.cache_delete(key).await,
+            (None, true) => {}
         }
         Ok(found)
     }
