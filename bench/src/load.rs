@@ -100,7 +100,7 @@ pub(crate) async fn run(
         })
         .collect();
     let started = Instant::now();
-    let mut histogram = Histogram::<u64>::new(3).unwrap_or_else(|_| unreachable_histogram());
+    let mut histogram = histogram();
     let (mut requests, mut errors) = (0, 0);
     for task in tasks {
         if let Ok((h, r, e)) = task.await {
@@ -130,9 +130,12 @@ impl LoadResult {
     }
 }
 
-pub(crate) fn unreachable_histogram() -> Histogram<u64> {
-    // Three significant figures is always a valid precision.
-    Histogram::new_with_max(3_600_000_000, 3).unwrap_or_else(|_| std::process::abort())
+/// An empty latency histogram (µs, three significant figures).
+pub(crate) fn histogram() -> Histogram<u64> {
+    Histogram::<u64>::new(3).unwrap_or_else(|_| {
+        // Three significant figures is always a valid precision.
+        Histogram::new_with_max(3_600_000_000, 3).unwrap_or_else(|_| std::process::abort())
+    })
 }
 
 async fn connection(
@@ -142,7 +145,7 @@ async fn connection(
     cookie: Option<&str>,
     deadline: Instant,
 ) -> (Histogram<u64>, u64, u64) {
-    let mut histogram = Histogram::<u64>::new(3).unwrap_or_else(|_| unreachable_histogram());
+    let mut histogram = histogram();
     let (mut requests, mut errors) = (0u64, 0u64);
     let Ok(stream) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
         return (histogram, 0, 1);

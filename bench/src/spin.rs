@@ -16,8 +16,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-use hdrhistogram::Histogram;
-
 use crate::load::LoadResult;
 
 /// One keep-alive connection and the request it repeats.
@@ -48,8 +46,7 @@ pub(crate) fn run(
     concurrency: usize,
     duration: Duration,
 ) -> LoadResult {
-    let mut histogram =
-        Histogram::<u64>::new(3).unwrap_or_else(|_| crate::load::unreachable_histogram());
+    let mut histogram = crate::load::histogram();
     let (mut requests, mut errors) = (0u64, 0u64);
     let mut connections = Vec::with_capacity(concurrency);
     for i in 0..concurrency {
