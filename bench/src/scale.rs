@@ -197,9 +197,10 @@ async fn report<S: Store>(
     .await;
     let save_us = cost(n, 1_000, |k| async move {
         let now = SystemTime::now();
-        let mut record = Record::new(now, now + Duration::from_secs(3600));
+        // Each key is saved once, over the version 1 the fill created.
+        let mut record = Record::new(now, now + Duration::from_secs(3600)).next_version();
         let _ = record.insert("n", &2);
-        store.update(&k, &record).await.unwrap_or(false)
+        store.update(&k, 1, &record).await.unwrap_or(false)
     })
     .await;
     let load::Reply { status, cookie, .. } =

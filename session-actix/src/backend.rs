@@ -115,7 +115,7 @@ impl Store for CookieOnly {
         match *self {}
     }
 
-    async fn update(&self, _: &TokenHash, _: &Record) -> Result<bool, StoreError> {
+    async fn update(&self, _: &TokenHash, _: u64, _: &Record) -> Result<bool, StoreError> {
         match *self {}
     }
 

@@ -11,7 +11,10 @@ use actix_web::cookie::time::Duration;
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
 use ring::hmac;
 use serde_json::value::RawValue;
-use session_core::{Record, SessionToken, Store, StoreError, TokenHash};
+use session_core::{
+    store::{apply_changes, Applied, MAX_UPDATE_ATTEMPTS},
+    Changes, Record, SessionToken, Store, StoreError, TokenHash,
+};
 
 use crate::{
     config::Settings,
@@ -97,16 +100,15 @@ impl<S: Store> StoreBridge<S> {
     ) -> State {
         let state: State = record
             .state
-            .into_iter()
-            .map(|(k, v)| (k, String::from(Box::<str>::from(v))))
+            .iter()
+            .map(|(k, v)| (k.clone(), v.get().to_owned()))
             .collect();
         if let Some(ctx) = RequestContext::current() {
             *ctx.loaded.borrow_mut() = Some(Loaded {
                 key,
                 token,
                 forwarded,
-                created_at: record.created_at,
-                state: forwarded.then(|| state.clone()),
+                record,
             });
         }
         state
@@ -120,11 +122,46 @@ impl<S: Store> StoreBridge<S> {
     ) -> Result<Record, StoreError> {
         let now = self.now();
         let mut record = Record::new(created_at, now + to_std(ttl));
-        for (key, json) in state {
-            let raw = RawValue::from_string(json).map_err(StoreError::corrupt)?;
-            record.state.insert(key, raw);
-        }
+        record.state = to_state(state)?;
         Ok(record)
+    }
+
+    /// Writes `changes` onto the loaded record (retrying on top of concurrent writes) and
+    /// returns the token of wherever they landed.
+    async fn save_changes(
+        &self,
+        loaded: Loaded,
+        changes: &Changes,
+        ttl: &Duration,
+    ) -> Result<SessionKey, anyhow::Error> {
+        let expires_at = self.now() + to_std(ttl);
+        match apply_changes(
+            self.store.as_ref(),
+            &loaded.key,
+            loaded.record,
+            changes,
+            expires_at,
+        )
+        .await?
+        {
+            Applied::Written { key, .. } => {
+                self.settings.cleanup.after_write(self.store.as_ref()).await;
+                // Rotated meanwhile by another request: follow it to the successor's id.
+                let mut token = loaded.token;
+                for _ in 0..MAX_UPDATE_ATTEMPTS {
+                    if token.hash() == key {
+                        break;
+                    }
+                    token = self.successor(&token)?;
+                }
+                to_key(token)
+            }
+            Applied::Gone => {
+                tracing::info!(session = %loaded.key, "session ended during the request; not resurrected");
+                to_key(loaded.token)
+            }
+            _ => to_key(loaded.token),
+        }
     }
 
     /// Creates a session under a fresh id.
@@ -184,30 +221,34 @@ impl<S: Store> StoreBridge<S> {
             return self.fresh(state, ttl).await;
         }
         let Some(loaded) = loaded else {
-            // Not a session this request loaded (no context): treat the key as the record's.
+            // Not a session this request loaded (no context): the key's current record is
+            // the base.
             let Ok(token) = SessionToken::try_from(key.as_ref()) else {
                 return self.fresh(state, ttl).await;
             };
-            let record = self.record(state, self.now(), ttl)?;
-            self.store.update(&token.hash(), &record).await?;
-            return to_key(token);
+            let Some(record) = self.store.reload(&token.hash()).await? else {
+                return self.fresh(state, ttl).await;
+            };
+            let changes = Changes::between(&record.state, &to_state(state)?);
+            let loaded = Loaded {
+                key: token.hash(),
+                token,
+                forwarded: false,
+                record,
+            };
+            return self.save_changes(loaded, &changes, ttl).await;
         };
 
+        let changes = Changes::between(&loaded.record.state, &to_state(state)?);
         let rotate = ctx.as_ref().is_some_and(|ctx| ctx.rotate.get());
         if rotate {
-            return self.rotate(loaded, state, ttl).await;
+            return self.rotate(loaded, &changes, ttl).await;
         }
-        if loaded.state.as_ref() == Some(&state) {
-            // Nothing changed (the cookie is being re-issued, e.g. after a grace forward).
+        if loaded.forwarded && changes.is_empty() {
+            // Nothing changed (the cookie is being re-issued after a grace forward).
             return to_key(loaded.token);
         }
-        let record = self.record(state, loaded.created_at, ttl)?;
-        if self.store.update(&loaded.key, &record).await? {
-            self.settings.cleanup.after_write(self.store.as_ref()).await;
-        } else {
-            tracing::info!(session = %loaded.key, "session ended during the request; not resurrected");
-        }
-        to_key(loaded.token)
+        self.save_changes(loaded, &changes, ttl).await
     }
 
     /// A new session under a new id, stored only if it holds anything.
@@ -221,29 +262,41 @@ impl<S: Store> StoreBridge<S> {
 
     /// Moves the session to its successor id and leaves a forward at the old one for the
     /// grace window.
+    ///
+    /// The successor is created first (a concurrent request never finds a forward to
+    /// nothing); the forward then claims the rotation, conditional on the version loaded.
+    /// If another write came first, or another request of the same page is rotating the
+    /// same id (the successor exists), this request does not rotate: it saves its changes
+    /// as any other, following the forward if the other request's rotation landed.
     async fn rotate(
         &self,
         loaded: Loaded,
-        state: State,
+        changes: &Changes,
         ttl: &Duration,
     ) -> Result<SessionKey, anyhow::Error> {
         let next = self.successor(&loaded.token)?;
         let next_hash = next.hash();
-        let record = self.record(state, loaded.created_at, ttl)?;
-        // Successor first: a concurrent request never finds a forward to nothing.
-        if !self.store.create(&next_hash, &record).await? {
-            // A concurrent request of the same page rotated first: same successor.
-            self.store.update(&next_hash, &record).await?;
-        }
-        let mut forward = Record::new(loaded.created_at, self.now() + self.settings.rotation_grace);
-        forward.meta.successor = Some(next_hash.as_str().to_owned());
-        if !self.store.update(&loaded.key, &forward).await? {
-            // The session was purged meanwhile (logout): do not let rotation revive it.
+        let now = self.now();
+        let mut record = Record::new(loaded.record.created_at, now + to_std(ttl));
+        record.state = loaded.record.state.clone();
+        changes.apply(&mut record.state);
+        if self.store.create(&next_hash, &record).await? {
+            let mut forward =
+                Record::new(loaded.record.created_at, now + self.settings.rotation_grace);
+            forward.meta.successor = Some(next_hash.as_str().to_owned());
+            forward.version = loaded.record.version.saturating_add(1);
+            if self
+                .store
+                .update(&loaded.key, loaded.record.version, &forward)
+                .await?
+            {
+                tracing::debug!(session = %loaded.key, successor = %next_hash, "session id rotated");
+                return to_key(next);
+            }
+            // Changed or ended meanwhile: undo the successor, save as any other request.
             self.store.delete(&next_hash).await?;
-            return to_key(loaded.token);
         }
-        tracing::debug!(session = %loaded.key, successor = %next_hash, "session id rotated");
-        to_key(next)
+        self.save_changes(loaded, changes, ttl).await
     }
 
     pub(crate) async fn update_ttl(
@@ -275,6 +328,19 @@ impl<S: Store> StoreBridge<S> {
         }
         Ok(())
     }
+}
+
+/// actix-session's state (JSON text per key) as session-core's.
+fn to_state(state: State) -> Result<session_core::State, StoreError> {
+    state
+        .into_iter()
+        .map(|(key, json)| {
+            Ok((
+                key,
+                RawValue::from_string(json).map_err(StoreError::corrupt)?,
+            ))
+        })
+        .collect()
 }
 
 fn other(err: StoreError) -> LoadError {

@@ -7,12 +7,10 @@
 
 use std::{
     cell::{Cell, RefCell},
-    collections::HashMap,
     rc::Rc,
-    time::SystemTime,
 };
 
-use session_core::{SessionToken, TokenHash};
+use session_core::{Record, SessionToken, TokenHash};
 
 tokio::task_local! {
     static CONTEXT: Rc<RequestContext>;
@@ -44,11 +42,9 @@ pub(crate) struct Loaded {
     pub(crate) token: SessionToken,
     /// Whether the client presented a rotated-away id still in its grace window.
     pub(crate) forwarded: bool,
-    /// When the record was created.
-    pub(crate) created_at: SystemTime,
-    /// The state as loaded, kept only for a grace forward (where the request's write
-    /// usually just re-issues the cookie), to skip a write that changes nothing.
-    pub(crate) state: Option<HashMap<String, String>>,
+    /// The record as loaded: the base of the request's changes and of the version check
+    /// when they are saved.
+    pub(crate) record: Record,
 }
 
 impl RequestContext {

@@ -73,6 +73,7 @@
 #![deny(missing_docs)]
 
 pub mod binding;
+mod changes;
 pub mod clock;
 pub mod record;
 pub mod schema;
@@ -84,6 +85,7 @@ pub mod token;
 #[cfg(feature = "macros")]
 pub use session_macros::session;
 
+pub use changes::Changes;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use record::{Metadata, Record, State};
 pub use schema::{SchemaError, SessionAccess, SessionSchema};

@@ -15,26 +15,38 @@ use crate::{
 pub type State = HashMap<String, Box<RawValue>>;
 
 /// The version of the at-rest format that this release writes.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 /// One session: the user's [`State`] plus the metadata the library needs.
 ///
 /// # At-rest format
 ///
-/// [`Record::encode`] writes one JSON object, version 1:
+/// [`Record::encode`] writes one JSON object, format version 2:
 ///
 /// ```json
-/// {"v":1,"created":1700000000000,"meta":{"binding":"…"},"state":{"cart":[1,2]}}
+/// {"v":2,"ver":7,"created":1700000000000,"meta":{"binding":"…"},"state":{"cart":[1,2]}}
 /// ```
 ///
 /// - `v`: the format version. A reader refuses a version newer than its own with
 ///   [`StoreError::Corrupt`]; later releases keep reading every earlier version.
+/// - `ver`: the record's [`version`](Record::version), raised by every write. Format 1
+///   (the same object without `ver`) reads as version 0.
 /// - `created`: creation time, milliseconds since the Unix epoch.
 /// - `meta`: [`Metadata`]; every field is optional, absent fields take their default.
 /// - `state`: the user's keys and JSON values, verbatim.
 ///
 /// The expiry time is not part of the payload: each store keeps it beside the payload (a SQL
-/// column, the Redis key's expiry), so extending a session never rewrites its data.
+/// column, the Redis key's expiry), so extending a session never rewrites its data. Stores
+/// also keep a copy of the version beside the payload where their conditional writes need
+/// it (a SQL column, a fixed-width prefix in Redis), written from this field in the same
+/// statement.
+///
+/// # Versions
+///
+/// A version orders the writes of one session: [`Store::update`](crate::Store::update) is
+/// conditional on the version it was based on, and a cache only ever moves forward to a
+/// newer version ([`Cache::put`](crate::Cache::put)). A new record starts at version 1;
+/// each update writes `base.version + 1` (see [`Record::next_version`]).
 #[derive(Debug, Clone)]
 pub struct Record {
     /// The user's state.
@@ -45,6 +57,8 @@ pub struct Record {
     pub created_at: SystemTime,
     /// When the session expires unless it is touched or updated before.
     pub expires_at: SystemTime,
+    /// The version of this record: 1 when created, one more with every update.
+    pub version: u64,
 }
 
 /// Metadata kept with a session, out of the user's way.
@@ -79,6 +93,7 @@ impl PartialEq for Record {
     fn eq(&self, other: &Self) -> bool {
         self.created_at == other.created_at
             && self.expires_at == other.expires_at
+            && self.version == other.version
             && self.meta == other.meta
             && self.state.len() == other.state.len()
             && self.state.iter().all(|(key, value)| {
@@ -93,6 +108,7 @@ impl PartialEq for Record {
 #[derive(Serialize)]
 struct EnvelopeRef<'a> {
     v: u32,
+    ver: u64,
     created: u64,
     meta: &'a Metadata,
     state: &'a State,
@@ -101,6 +117,8 @@ struct EnvelopeRef<'a> {
 #[derive(Deserialize)]
 struct Envelope {
     v: u32,
+    #[serde(default)]
+    ver: u64,
     created: u64,
     #[serde(default)]
     meta: Metadata,
@@ -117,7 +135,17 @@ impl Record {
             meta: Metadata::default(),
             created_at,
             expires_at,
+            version: 1,
         }
+    }
+
+    /// A copy of this record as the next version: same data, `version + 1`. What an update
+    /// based on this record writes (after changing it), conditional on `self.version`.
+    #[must_use]
+    pub fn next_version(&self) -> Self {
+        let mut next = self.clone();
+        next.version = self.version.saturating_add(1);
+        next
     }
 
     /// Reads and decodes the value under `key`.
@@ -167,6 +195,7 @@ impl Record {
     pub fn encode(&self) -> Result<Vec<u8>, StoreError> {
         serde_json::to_vec(&EnvelopeRef {
             v: FORMAT_VERSION,
+            ver: self.version,
             created: to_millis(self.created_at),
             meta: &self.meta,
             state: &self.state,
@@ -189,6 +218,7 @@ impl Record {
             meta: envelope.meta,
             created_at: from_millis(envelope.created),
             expires_at,
+            version: envelope.ver,
         })
     }
 }
@@ -226,10 +256,25 @@ mod tests {
     }
 
     #[test]
+    fn reads_the_documented_v2_format() {
+        let bytes = br#"{"v":2,"ver":7,"created":1700000000000,"meta":{"binding":"x"},"state":{"cart":[1,2]}}"#;
+        let record = Record::decode(bytes, SystemTime::UNIX_EPOCH).unwrap();
+        assert_eq!(record.version, 7);
+        assert_eq!(record.get::<Vec<u8>>("cart").unwrap().unwrap(), [1, 2]);
+        let again = Record::decode(&record.encode().unwrap(), SystemTime::UNIX_EPOCH).unwrap();
+        assert_eq!(again, record);
+        assert_eq!(record.next_version().version, 8);
+    }
+
+    #[test]
     fn reads_the_documented_v1_format() {
         let bytes =
             br#"{"v":1,"created":1700000000000,"meta":{"binding":"x"},"state":{"cart":[1,2]}}"#;
         let record = Record::decode(bytes, SystemTime::UNIX_EPOCH).unwrap();
+        assert_eq!(
+            record.version, 0,
+            "format 1 has no versions: it reads as version 0"
+        );
         assert_eq!(record.get::<Vec<u8>>("cart").unwrap().unwrap(), [1, 2]);
         assert_eq!(record.meta.binding.as_deref(), Some("x"));
         assert_eq!(to_millis(record.created_at), 1_700_000_000_000);
@@ -245,7 +290,7 @@ mod tests {
             b"\xff\xfe",
             b"{}",
             b"null",
-            br#"{"v":2,"created":0}"#,
+            br#"{"v":3,"created":0}"#,
             br#"{"v":1,"created":0,"state":{"k":}}"#,
         ] {
             let err = Record::decode(bytes, SystemTime::UNIX_EPOCH).unwrap_err();

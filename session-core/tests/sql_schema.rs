@@ -44,17 +44,19 @@ fn old_layout(table: &str, index_prefix: &str, bytes: &str, int: &str) -> [Strin
 }
 
 /// Two rows to store by hand into the old layout, as `(token, data, expires_at)`: a live
-/// one (10 minutes left) first, then one that expires in a minute. The data is a record
-/// encoded the way every release writes it.
+/// one (10 minutes left) first, then one that expires in a minute. The data is a record in
+/// format 1, as the releases of that layout wrote it.
 fn old_rows(clock: &ManualClock) -> [(SessionToken, Vec<u8>, i64); 2] {
     [600, 60].map(|secs| {
         let now = clock.now();
         let expires = now + Duration::from_secs(secs);
-        let mut record = Record::new(now, expires);
-        record.insert("cart", &vec![1, 2, 3]).unwrap();
+        let data = format!(
+            r#"{{"v":1,"created":{},"meta":{{}},"state":{{"cart":[1,2,3]}}}}"#,
+            millis(now)
+        );
         (
             SessionToken::generate().unwrap(),
-            record.encode().unwrap(),
+            data.into_bytes(),
             millis(expires),
         )
     })
@@ -75,7 +77,15 @@ async fn old_rows_still_work(
         .unwrap()
         .expect("old rows still load");
     assert_eq!(record.get::<Vec<u32>>("cart").unwrap(), Some(vec![1, 2, 3]));
-    assert!(store.update(&live.hash(), &record).await.unwrap());
+    assert_eq!(
+        record.version, 0,
+        "rows of the old layout read as version 0"
+    );
+    assert!(store
+        .update(&live.hash(), 0, &record.next_version())
+        .await
+        .unwrap());
+    assert_eq!(store.load(&live.hash()).await.unwrap().unwrap().version, 1);
     assert_eq!(
         store.cleanup(100).await.unwrap(),
         1,
@@ -201,9 +211,11 @@ async fn postgres_writes_within_the_hour_are_hot_updates() {
     assert!(store.create(&key, &record).await.unwrap());
     for n in 0..5 {
         clock.advance(Duration::from_secs(10));
-        record.insert("n", &n).unwrap();
-        record.expires_at = clock.now() + Duration::from_secs(600);
-        assert!(store.update(&key, &record).await.unwrap());
+        let mut next = record.next_version();
+        next.insert("n", &n).unwrap();
+        next.expires_at = clock.now() + Duration::from_secs(600);
+        assert!(store.update(&key, record.version, &next).await.unwrap());
+        record = next;
     }
     assert!(store
         .touch(&key, clock.now() + Duration::from_secs(900))

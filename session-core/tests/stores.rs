@@ -6,7 +6,7 @@ mod common;
 
 use std::sync::Arc;
 
-use common::conformance::{conformance, Fixture, Plant};
+use common::conformance::{cache_conformance, conformance, CacheFixture, Fixture, Plant};
 use session_core::{
     clock::Clock,
     store::{MemoryStore, PostgresStore, RedisStore, SqliteStore, TieredStore},
@@ -173,3 +173,18 @@ conformance!(postgres_store, postgres());
 conformance!(sqlite_store, sqlite());
 conformance!(tiered_memory_sqlite_store, tiered_memory_sqlite());
 conformance!(tiered_redis_postgres_store, tiered_redis_postgres());
+
+async fn memory_cache() -> Option<CacheFixture<MemoryStore>> {
+    let clock = ManualClock::starting_now();
+    let cache = MemoryStore::builder().clock(clock.clone()).build();
+    Some(CacheFixture { cache, clock })
+}
+
+async fn redis_cache() -> Option<CacheFixture<RedisStore>> {
+    let clock = ManualClock::starting_now();
+    let cache = common::redis_store(&clock).await?;
+    Some(CacheFixture { cache, clock })
+}
+
+cache_conformance!(memory_cache_tier, memory_cache());
+cache_conformance!(redis_cache_tier, redis_cache());

@@ -90,8 +90,17 @@ impl Store for ExampleStore {
         delegate!(self, store => store.create(key, record).await)
     }
 
-    async fn update(&self, key: &TokenHash, record: &Record) -> Result<bool, StoreError> {
-        delegate!(self, store => store.update(key, record).await)
+    async fn update(
+        &self,
+        key: &TokenHash,
+        expected: u64,
+        record: &Record,
+    ) -> Result<bool, StoreError> {
+        delegate!(self, store => store.update(key, expected, record).await)
+    }
+
+    async fn reload(&self, key: &TokenHash) -> Result<Option<Record>, StoreError> {
+        delegate!(self, store => store.reload(key).await)
     }
 
     async fn touch(&self, key: &TokenHash, expires_at: SystemTime) -> Result<bool, StoreError> {

@@ -8,7 +8,10 @@ use std::{
     time::SystemTime,
 };
 
-use crate::{Cache, Record, Store, StoreError, TokenHash};
+use crate::{
+    store::{Durable, StaleMark},
+    Cache, Record, Store, StoreError, TokenHash,
+};
 
 /// Wraps a store and counts calls per operation, for metrics and for tests that assert how
 /// many backend round trips a request costs (each store in this crate issues one command or
@@ -30,6 +33,8 @@ struct Counters {
     delete: AtomicU64,
     cleanup: AtomicU64,
     put: AtomicU64,
+    probe: AtomicU64,
+    repair_log: AtomicU64,
 }
 
 /// A snapshot of a [`Counted`] store's counters.
@@ -49,10 +54,16 @@ pub struct OpCounts {
     pub cleanup: u64,
     /// `put` calls (caches only).
     pub put: u64,
+    /// `probe` calls (caches only).
+    pub probe: u64,
+    /// Calls on the repair log (`mark_stale`, `stale_marks`, `clear_stale`; durable
+    /// stores only).
+    pub repair_log: u64,
 }
 
 impl OpCounts {
-    /// All calls that write (`create`, `update`, `touch`, `delete`, `put`).
+    /// All calls that write (`create`, `update`, `touch`, `delete`, `put`; a cache's
+    /// `invalidate` counts as a `delete`).
     #[must_use]
     pub fn writes(&self) -> u64 {
         self.create + self.update + self.touch + self.delete + self.put
@@ -61,7 +72,7 @@ impl OpCounts {
     /// All calls.
     #[must_use]
     pub fn total(&self) -> u64 {
-        self.load + self.cleanup + self.writes()
+        self.load + self.cleanup + self.probe + self.repair_log + self.writes()
     }
 }
 
@@ -91,6 +102,8 @@ impl<S> Counted<S> {
             delete: c.delete.load(Ordering::Relaxed),
             cleanup: c.cleanup.load(Ordering::Relaxed),
             put: c.put.load(Ordering::Relaxed),
+            probe: c.probe.load(Ordering::Relaxed),
+            repair_log: c.repair_log.load(Ordering::Relaxed),
         }
     }
 
@@ -105,6 +118,8 @@ impl<S> Counted<S> {
             delete: c.delete.swap(0, Ordering::Relaxed),
             cleanup: c.cleanup.swap(0, Ordering::Relaxed),
             put: c.put.swap(0, Ordering::Relaxed),
+            probe: c.probe.swap(0, Ordering::Relaxed),
+            repair_log: c.repair_log.swap(0, Ordering::Relaxed),
         }
     }
 }
@@ -124,9 +139,19 @@ impl<S: Store> Store for Counted<S> {
         self.inner.create(key, record).await
     }
 
-    async fn update(&self, key: &TokenHash, record: &Record) -> Result<bool, StoreError> {
+    async fn update(
+        &self,
+        key: &TokenHash,
+        expected: u64,
+        record: &Record,
+    ) -> Result<bool, StoreError> {
         bump(&self.counts.update);
-        self.inner.update(key, record).await
+        self.inner.update(key, expected, record).await
+    }
+
+    async fn reload(&self, key: &TokenHash) -> Result<Option<Record>, StoreError> {
+        bump(&self.counts.load);
+        self.inner.reload(key).await
     }
 
     async fn touch(&self, key: &TokenHash, expires_at: SystemTime) -> Result<bool, StoreError> {
@@ -145,9 +170,48 @@ impl<S: Store> Store for Counted<S> {
     }
 }
 
+/// Cache calls count as `load` (`get`), `put`, `touch`, `delete` (`invalidate`) and
+/// `probe`.
 impl<S: Cache> Cache for Counted<S> {
+    async fn get(&self, key: &TokenHash) -> Result<Option<Record>, StoreError> {
+        bump(&self.counts.load);
+        self.inner.get(key).await
+    }
+
     async fn put(&self, key: &TokenHash, record: &Record) -> Result<(), StoreError> {
         bump(&self.counts.put);
         self.inner.put(key, record).await
+    }
+
+    async fn touch(&self, key: &TokenHash, expires_at: SystemTime) -> Result<(), StoreError> {
+        bump(&self.counts.touch);
+        Cache::touch(&self.inner, key, expires_at).await
+    }
+
+    async fn invalidate(&self, key: &TokenHash, until: SystemTime) -> Result<(), StoreError> {
+        bump(&self.counts.delete);
+        self.inner.invalidate(key, until).await
+    }
+
+    async fn probe(&self) -> Result<(), StoreError> {
+        bump(&self.counts.probe);
+        self.inner.probe().await
+    }
+}
+
+impl<S: Durable> Durable for Counted<S> {
+    async fn mark_stale(&self, key: &TokenHash) -> Result<(), StoreError> {
+        bump(&self.counts.repair_log);
+        self.inner.mark_stale(key).await
+    }
+
+    async fn stale_marks(&self, limit: usize) -> Result<Vec<StaleMark>, StoreError> {
+        bump(&self.counts.repair_log);
+        self.inner.stale_marks(limit).await
+    }
+
+    async fn clear_stale(&self, mark: &StaleMark) -> Result<(), StoreError> {
+        bump(&self.counts.repair_log);
+        self.inner.clear_stale(mark).await
     }
 }

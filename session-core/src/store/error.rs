@@ -21,6 +21,10 @@ pub enum StoreError {
     /// The stored bytes are not a record this release can read.
     #[error("stored session data is corrupt")]
     Corrupt(#[source] BoxError),
+    /// A conditional update lost to other writes of the same session more times in a row
+    /// than [`apply_changes`](crate::store::apply_changes) retries; nothing was written.
+    #[error("session was changed by {0} concurrent writes in a row; update not applied")]
+    Conflict(u32),
     /// The store was configured with invalid settings (e.g. a table name that is not an
     /// identifier).
     #[error("invalid session store configuration: {0}")]

@@ -8,7 +8,10 @@ use std::{
     time::SystemTime,
 };
 
-use crate::{Cache, Record, Store, StoreError, TokenHash};
+use crate::{
+    store::{Durable, StaleMark},
+    Cache, Record, Store, StoreError, TokenHash,
+};
 
 /// Wraps a store and, while switched [`down`](Self::set_down), fails every operation with
 /// [`StoreError::Unavailable`] without reaching the inner store. For tests of failure paths
@@ -62,9 +65,19 @@ impl<S: Store> Store for Faulty<S> {
         self.inner.create(key, record).await
     }
 
-    async fn update(&self, key: &TokenHash, record: &Record) -> Result<bool, StoreError> {
+    async fn update(
+        &self,
+        key: &TokenHash,
+        expected: u64,
+        record: &Record,
+    ) -> Result<bool, StoreError> {
         self.check()?;
-        self.inner.update(key, record).await
+        self.inner.update(key, expected, record).await
+    }
+
+    async fn reload(&self, key: &TokenHash) -> Result<Option<Record>, StoreError> {
+        self.check()?;
+        self.inner.reload(key).await
     }
 
     async fn touch(&self, key: &TokenHash, expires_at: SystemTime) -> Result<bool, StoreError> {
@@ -84,8 +97,45 @@ impl<S: Store> Store for Faulty<S> {
 }
 
 impl<S: Cache> Cache for Faulty<S> {
+    async fn get(&self, key: &TokenHash) -> Result<Option<Record>, StoreError> {
+        self.check()?;
+        self.inner.get(key).await
+    }
+
     async fn put(&self, key: &TokenHash, record: &Record) -> Result<(), StoreError> {
         self.check()?;
         self.inner.put(key, record).await
+    }
+
+    async fn touch(&self, key: &TokenHash, expires_at: SystemTime) -> Result<(), StoreError> {
+        self.check()?;
+        Cache::touch(&self.inner, key, expires_at).await
+    }
+
+    async fn invalidate(&self, key: &TokenHash, until: SystemTime) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.invalidate(key, until).await
+    }
+
+    async fn probe(&self) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.probe().await
+    }
+}
+
+impl<S: Durable> Durable for Faulty<S> {
+    async fn mark_stale(&self, key: &TokenHash) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.mark_stale(key).await
+    }
+
+    async fn stale_marks(&self, limit: usize) -> Result<Vec<StaleMark>, StoreError> {
+        self.check()?;
+        self.inner.stale_marks(limit).await
+    }
+
+    async fn clear_stale(&self, mark: &StaleMark) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.clear_stale(mark).await
     }
 }

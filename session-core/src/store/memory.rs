@@ -1,7 +1,8 @@
 //! [`MemoryStore`]: an in-process store on moka, the embedded cache tier.
 
 use std::{
-    sync::Arc,
+    collections::HashMap,
+    sync::{Arc, Mutex, PoisonError},
     time::{Duration, Instant, SystemTime},
 };
 
@@ -9,6 +10,7 @@ use moka::{ops::compute::Op, sync::Cache as MokaCache, Expiry};
 
 use crate::{
     clock::{from_millis, to_millis},
+    store::{Durable, StaleMark},
     Cache, Clock, Record, Store, StoreError, SystemClock, TokenHash,
 };
 
@@ -45,15 +47,34 @@ use crate::{
 pub struct MemoryStore {
     cache: MokaCache<TokenHash, Entry>,
     clock: Arc<dyn Clock>,
+    /// The repair log, when this store stands in for a durable tier (tests).
+    stale: Arc<Mutex<HashMap<TokenHash, i64>>>,
 }
 
 #[derive(Clone)]
 struct Entry {
-    /// The record, or why the bytes given to [`MemoryStore::insert_raw`] do not decode.
-    record: Result<Arc<Record>, Arc<str>>,
+    kind: Kind,
     /// What the entry weighs against the capacity: about its encoded size.
     weight: u32,
     expires_ms: u64,
+}
+
+#[derive(Clone)]
+enum Kind {
+    Live(Arc<Record>),
+    /// Why the bytes given to [`MemoryStore::insert_raw`] do not decode.
+    Corrupt(Arc<str>),
+    /// Left by [`Cache::invalidate`]: refuses every `put` until it expires.
+    Tombstone,
+}
+
+impl Entry {
+    fn live_version(&self) -> Option<u64> {
+        match &self.kind {
+            Kind::Live(record) => Some(record.version),
+            Kind::Corrupt(_) | Kind::Tombstone => None,
+        }
+    }
 }
 
 impl std::fmt::Debug for MemoryStore {
@@ -111,6 +132,7 @@ impl MemoryStoreBuilder {
         MemoryStore {
             cache,
             clock: self.clock,
+            stale: Arc::default(),
         }
     }
 }
@@ -134,13 +156,14 @@ impl MemoryStore {
     /// data in the store.
     #[doc(hidden)]
     pub fn insert_raw(&self, key: &TokenHash, bytes: &[u8], expires_at: SystemTime) {
-        let record = Record::decode(bytes, expires_at)
-            .map(Arc::new)
-            .map_err(|err| Arc::from(err.to_string()));
+        let kind = match Record::decode(bytes, expires_at) {
+            Ok(record) => Kind::Live(Arc::new(record)),
+            Err(err) => Kind::Corrupt(Arc::from(err.to_string())),
+        };
         self.cache.insert(
             key.clone(),
             Entry {
-                record,
+                kind,
                 weight: u32::try_from(bytes.len()).unwrap_or(u32::MAX),
                 expires_ms: to_millis(expires_at),
             },
@@ -158,18 +181,27 @@ impl MemoryStore {
         Ok(Entry {
             weight: weight(&record),
             expires_ms: to_millis(record.expires_at),
-            record: Ok(Arc::new(record)),
+            kind: Kind::Live(Arc::new(record)),
         })
     }
 
-    /// Atomically replaces a live entry with `f(entry)`; `false` if none is live.
-    fn replace_live(&self, key: &TokenHash, f: impl FnOnce(Entry) -> Entry) -> bool {
+    /// Atomically replaces a live record's entry with `f(entry)` if `accept(version)`;
+    /// `false` if there is no live record or `accept` refused it.
+    fn replace_live(
+        &self,
+        key: &TokenHash,
+        accept: impl FnOnce(u64) -> bool,
+        f: impl FnOnce(Entry) -> Entry,
+    ) -> bool {
         let now = self.now_ms();
         let mut replaced = false;
         self.cache
             .entry(key.clone())
             .and_compute_with(|current| match current {
-                Some(entry) if entry.value().expires_ms > now => {
+                Some(entry)
+                    if entry.value().expires_ms > now
+                        && entry.value().live_version().is_some_and(accept) =>
+                {
                     replaced = true;
                     Op::Put(f(entry.into_value()))
                 }
@@ -177,18 +209,24 @@ impl MemoryStore {
             });
         replaced
     }
+
+    fn lock_stale(&self) -> std::sync::MutexGuard<'_, HashMap<TokenHash, i64>> {
+        // A panic while holding this lock cannot leave the map inconsistent.
+        self.stale.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 impl Store for MemoryStore {
     async fn load(&self, key: &TokenHash) -> Result<Option<Record>, StoreError> {
         match self.cache.get(key) {
-            Some(entry) if entry.expires_ms > self.now_ms() => match entry.record {
-                Ok(record) => {
+            Some(entry) if entry.expires_ms > self.now_ms() => match entry.kind {
+                Kind::Live(record) => {
                     let mut record = Record::clone(&record);
                     record.expires_at = from_millis(entry.expires_ms);
                     Ok(Some(record))
                 }
-                Err(err) => Err(StoreError::corrupt(CorruptEntry(err))),
+                Kind::Corrupt(err) => Err(StoreError::corrupt(CorruptEntry(err))),
+                Kind::Tombstone => Ok(None),
             },
             _ => Ok(None),
         }
@@ -201,7 +239,12 @@ impl Store for MemoryStore {
         self.cache
             .entry(key.clone())
             .and_compute_with(|current| match current {
-                Some(entry) if entry.value().expires_ms > now => Op::Nop,
+                Some(entry)
+                    if entry.value().expires_ms > now
+                        && !matches!(entry.value().kind, Kind::Tombstone) =>
+                {
+                    Op::Nop
+                }
                 _ => {
                     created = true;
                     Op::Put(new)
@@ -210,17 +253,26 @@ impl Store for MemoryStore {
         Ok(created)
     }
 
-    async fn update(&self, key: &TokenHash, record: &Record) -> Result<bool, StoreError> {
+    async fn update(
+        &self,
+        key: &TokenHash,
+        expected: u64,
+        record: &Record,
+    ) -> Result<bool, StoreError> {
         let new = Self::entry(record)?;
-        Ok(self.replace_live(key, |_| new))
+        Ok(self.replace_live(key, |version| version == expected, |_| new))
     }
 
     async fn touch(&self, key: &TokenHash, expires_at: SystemTime) -> Result<bool, StoreError> {
         let expires_ms = to_millis(expires_at);
-        Ok(self.replace_live(key, |entry| Entry {
-            expires_ms,
-            ..entry
-        }))
+        Ok(self.replace_live(
+            key,
+            |_| true,
+            |entry| Entry {
+                expires_ms,
+                ..entry
+            },
+        ))
     }
 
     async fn delete(&self, key: &TokenHash) -> Result<(), StoreError> {
@@ -236,8 +288,77 @@ impl Store for MemoryStore {
 }
 
 impl Cache for MemoryStore {
+    async fn get(&self, key: &TokenHash) -> Result<Option<Record>, StoreError> {
+        self.load(key).await
+    }
+
     async fn put(&self, key: &TokenHash, record: &Record) -> Result<(), StoreError> {
-        self.cache.insert(key.clone(), Self::entry(record)?);
+        let new = Self::entry(record)?;
+        let now = self.now_ms();
+        self.cache
+            .entry(key.clone())
+            .and_compute_with(|current| match current {
+                // Forward only: a live tombstone, or the same or a newer version, stays.
+                Some(entry)
+                    if entry.value().expires_ms > now
+                        && match entry.value().kind {
+                            Kind::Tombstone => true,
+                            Kind::Live(ref cached) => cached.version >= record.version,
+                            Kind::Corrupt(_) => false,
+                        } =>
+                {
+                    Op::Nop
+                }
+                _ => Op::Put(new),
+            });
+        Ok(())
+    }
+
+    async fn touch(&self, key: &TokenHash, expires_at: SystemTime) -> Result<(), StoreError> {
+        Store::touch(self, key, expires_at).await.map(drop)
+    }
+
+    async fn invalidate(&self, key: &TokenHash, until: SystemTime) -> Result<(), StoreError> {
+        self.cache.insert(
+            key.clone(),
+            Entry {
+                kind: Kind::Tombstone,
+                weight: 16,
+                expires_ms: to_millis(until),
+            },
+        );
+        Ok(())
+    }
+
+    async fn probe(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+/// The repair log in memory: for tests that use a memory store as the durable tier.
+impl Durable for MemoryStore {
+    async fn mark_stale(&self, key: &TokenHash) -> Result<(), StoreError> {
+        *self.lock_stale().entry(key.clone()).or_insert(0) += 1;
+        Ok(())
+    }
+
+    async fn stale_marks(&self, limit: usize) -> Result<Vec<StaleMark>, StoreError> {
+        Ok(self
+            .lock_stale()
+            .iter()
+            .take(limit)
+            .map(|(key, seq)| StaleMark {
+                key: key.clone(),
+                seq: *seq,
+            })
+            .collect())
+    }
+
+    async fn clear_stale(&self, mark: &StaleMark) -> Result<(), StoreError> {
+        let mut stale = self.lock_stale();
+        if stale.get(&mark.key) == Some(&mark.seq) {
+            stale.remove(&mark.key);
+        }
         Ok(())
     }
 }

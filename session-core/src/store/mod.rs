@@ -1,6 +1,8 @@
 //! The [`Store`] trait and its implementations, one backend per file, each behind its cargo
 //! feature.
 
+mod apply;
+mod breaker;
 mod cleanup;
 mod counted;
 mod error;
@@ -20,11 +22,13 @@ pub use error::{BoxError, StoreError};
 /// Default number of records one cleanup run deletes.
 pub const DEFAULT_CLEANUP_BATCH_SIZE: usize = 1_000;
 
+pub use apply::{apply_changes, Applied, MAX_UPDATE_ATTEMPTS};
+pub use breaker::CacheState;
 pub use cleanup::{spawn_cleanup, CleanupPolicy, CleanupTask};
 pub use counted::{Counted, OpCounts};
 #[cfg(feature = "testing")]
 pub use faulty::Faulty;
-pub use interface::{Cache, Store};
+pub use interface::{Cache, Durable, StaleMark, Store};
 pub use tiered::{TierStats, TieredStore, TieredStoreBuilder};
 
 #[cfg(feature = "redis")]
@@ -36,4 +40,4 @@ pub use sql::PostgresStore;
 #[cfg(feature = "sqlite")]
 pub use sql::SqliteStore;
 #[cfg(feature = "sqlx")]
-pub use sql::{Dialect, SqlStore, SqlStoreBuilder, DEFAULT_TABLE};
+pub use sql::{Dialect, SqlStore, SqlStoreBuilder, DEFAULT_TABLE, DEFAULT_TIMEOUT};

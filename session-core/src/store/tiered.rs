@@ -1,87 +1,104 @@
 //! [`TieredStore`]: a fast cache in front of a durable store.
 
 use std::{
-    collections::HashSet,
     sync::{
-        atomic::{AtomicBool, AtomicU64, Ordering},
-        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+        Arc,
     },
     time::{Duration, SystemTime},
 };
 
-use crate::{clock::to_millis, Cache, Clock, Record, Store, StoreError, SystemClock, TokenHash};
+use super::{
+    breaker::{Breaker, CacheState},
+    Durable,
+};
+use crate::{Cache, Clock, Record, Store, StoreError, SystemClock, TokenHash};
 
 /// A cache (Redis, [`MemoryStore`](crate::store::MemoryStore)) in front of a durable store
 /// (PostgreSQL, SQLite), behaving as one [`Store`].
 ///
+/// # Guarantees
+///
+/// - **No acknowledged write is lost.** A write returns `Ok` only once the durable store
+///   has it. Updates are conditional on the version they were based on, so a write based
+///   on a stale read (from a cache that missed a write, for any reason) is refused by the
+///   durable store instead of replacing newer data; [`apply_changes`] then re-reads the
+///   durable store and re-applies only the request's own changes.
+/// - **The cache only moves forward.** Every cache write carries the record's version and
+///   is refused over the same or a newer one ([`Cache::put`]); a delete leaves a tombstone
+///   for [`tombstone_ttl`](TieredStoreBuilder::tombstone_ttl) that refuses refills. So
+///   neither a late refill nor writes arriving out of order leave the cache older than
+///   the database.
+/// - **A restarted cache comes back cold, not stale.** Entries the cache brings back from
+///   before a restart (a snapshot, an append-only file, a promoted replica) read as misses
+///   ([`RedisStore`](crate::store::RedisStore) tags entries with the server's `run_id`).
+/// - **Missed cache writes are repaired from the data, not from memory.** When a durable
+///   write succeeds but the cache cannot be updated, the key goes into the durable store's
+///   repair log ([`Durable`]) before the write is acknowledged. Whichever instance reaches
+///   the cache first (at start-up, after every outage, and every
+///   [`repair_interval`](TieredStoreBuilder::repair_interval) while it trusts the cache)
+///   refreshes those keys from the durable store before trusting the cache again, so a
+///   killed or restarted instance loses nothing that the repair needs.
+///
+/// **When a stale read is possible**: only during a partial partition, where one instance
+/// cannot reach the cache and writes around it while another instance still reads it. The
+/// other instance serves the older version of those sessions until its next repair pass,
+/// at most [`repair_interval`](TieredStoreBuilder::repair_interval) (default 1 s) after the
+/// write; a write it bases on that read is refused by the version check and retried on the
+/// durable copy, so the staleness never turns into a loss.
+///
 /// # Rules
 ///
-/// - **Read**: try the cache; on a miss, read the durable store and write what it found
-///   back into the cache with its remaining lifetime, only if the key is still absent there
-///   (the cache's `create`: `SET … NX` in Redis). A write that lands between the durable
-///   read and the refill has put a newer record in the cache, and the older one must not
-///   replace it. A cache hit costs one cache command and no durable query; a miss one cache
-///   read, one durable query and one cache write.
+/// - **Read**: try the cache; on a miss, read the durable store and put what it found into
+///   the cache (forward only). A hit costs one cache command and no durable query; a miss
+///   one cache read, one durable query and one cache write.
 /// - **Write** (`create`, `update`, `touch`, `delete`): the durable store first, then the
-///   cache. A save costs one durable statement and one cache command. A write is
-///   acknowledged (returns `Ok`) only once the durable store has it.
+///   cache. A save costs one durable statement and one cache command.
 /// - **Durable store fails**: the write fails with its error (typically
-///   [`StoreError::Unavailable`]) and the key is dropped from the cache, so the cache never
-///   holds a value that was not acknowledged.
-/// - **Cache fails**: the request is served from the durable store; the failure is logged
-///   (`tracing` warning) and counted ([`TierStats::cache_errors`]), never returned. Keys
-///   written while the cache failed are remembered and not read from the cache; once the
-///   cache answers again they are deleted from it before anything else, so a returning
-///   cache never serves a stale record. If more keys than
-///   [`max_dirty_keys`](TieredStoreBuilder::max_dirty_keys) go stale, the cache is bypassed
-///   for reads for [`stale_horizon`](TieredStoreBuilder::stale_horizon), the longest time a
-///   stale entry can live.
-/// - A cache entry that does not decode is treated as a miss and deleted.
+///   [`StoreError::Unavailable`]); the cache entry is invalidated where the cache answers.
+/// - **Cache fails**: the request is served from the durable store, and the failure is
+///   logged and counted ([`TierStats::cache_errors`]), never returned. A circuit breaker
+///   then skips the cache for [`retry_after`](TieredStoreBuilder::retry_after) (doubling
+///   up to [`max_retry_after`](TieredStoreBuilder::max_retry_after) while it keeps
+///   failing) and a background task probes it, so an outage costs requests no waiting.
+///   Writes while the cache is skipped cost one more durable statement (the repair log).
+///   Once a probe answers, the repair pass runs, then the cache is trusted again.
+/// - A cache entry that does not decode is treated as a miss.
 /// - `cleanup` cleans the durable store; the cache expires entries by itself.
 ///
-/// Remaining race, as in every cache-aside design without versions in the cache: a read
-/// that misses, reads the durable store, and refills the cache only after a concurrent
-/// `delete` of the same key has emptied it, puts the deleted record back into the cache
-/// until it expires. Writes to one session from concurrent requests already race (last
-/// write wins).
-///
-/// Several application processes that share a cache each remember only their own stale
-/// keys.
+/// [`apply_changes`]: crate::store::apply_changes
 #[derive(Debug)]
 pub struct TieredStore<C, D> {
-    cache: C,
-    durable: D,
-    shared: Arc<Shared>,
+    inner: Arc<Inner<C, D>>,
 }
 
-impl<C: Clone, D: Clone> Clone for TieredStore<C, D> {
+impl<C, D> Clone for TieredStore<C, D> {
     fn clone(&self) -> Self {
         Self {
-            cache: self.cache.clone(),
-            durable: self.durable.clone(),
-            shared: Arc::clone(&self.shared),
+            inner: Arc::clone(&self.inner),
         }
     }
 }
 
 #[derive(Debug)]
-struct Shared {
-    /// Keys whose cache entry may be stale (a cache write failed).
-    dirty: Mutex<HashSet<TokenHash>>,
-    /// Fast check that `dirty` is non-empty.
-    has_dirty: AtomicBool,
-    /// Until when (Unix ms) reads bypass the cache after `dirty` overflowed.
-    bypass_until_ms: AtomicU64,
-    max_dirty: usize,
-    stale_horizon: Duration,
+struct Inner<C, D> {
+    cache: C,
+    durable: D,
+    breaker: Breaker,
+    /// The first repair pass, which every operation waits for.
+    started: tokio::sync::OnceCell<()>,
+    repair_interval: Duration,
+    tombstone_ttl: Duration,
     clock: Arc<dyn Clock>,
     hits: AtomicU64,
     misses: AtomicU64,
     errors: AtomicU64,
+    skipped: AtomicU64,
+    repaired: AtomicU64,
 }
 
 /// Counters of a [`TieredStore`], since it was built.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct TierStats {
     /// Loads answered by the cache.
@@ -90,8 +107,12 @@ pub struct TierStats {
     pub cache_misses: u64,
     /// Cache operations that failed (and were served from the durable store).
     pub cache_errors: u64,
-    /// Keys currently kept out of the cache because a cache write failed.
-    pub dirty_keys: usize,
+    /// Cache operations skipped because the breaker was open.
+    pub cache_skipped: u64,
+    /// Keys repaired from the durable repair log.
+    pub repaired: u64,
+    /// Where the cache stands now.
+    pub cache_state: CacheState,
 }
 
 /// Builds a [`TieredStore`].
@@ -100,57 +121,85 @@ pub struct TierStats {
 pub struct TieredStoreBuilder<C, D> {
     cache: C,
     durable: D,
-    max_dirty: usize,
-    stale_horizon: Duration,
+    retry_after: Duration,
+    max_retry_after: Duration,
+    repair_interval: Duration,
+    tombstone_ttl: Duration,
     clock: Arc<dyn Clock>,
 }
 
-impl<C: Cache, D: Store> TieredStoreBuilder<C, D> {
-    /// How many stale keys to remember during a cache outage before bypassing the cache for
-    /// reads altogether. Default: 100 000.
-    pub fn max_dirty_keys(mut self, max: usize) -> Self {
-        self.max_dirty = max;
+impl<C: Cache, D: Durable> TieredStoreBuilder<C, D> {
+    /// How long the cache is skipped after a failure before a background probe tries it
+    /// again; doubles with every failed probe. Default: 250 ms, so a short blip costs
+    /// little and an outage costs requests nothing.
+    pub fn retry_after(mut self, delay: Duration) -> Self {
+        self.retry_after = delay;
         self
     }
 
-    /// How long reads bypass the cache once more than `max_dirty_keys` went stale: set it to
-    /// your longest session lifetime. Default: 24 hours.
-    pub fn stale_horizon(mut self, horizon: Duration) -> Self {
-        self.stale_horizon = horizon;
+    /// The longest wait between probes of a cache that keeps failing. Default: 5 s.
+    pub fn max_retry_after(mut self, delay: Duration) -> Self {
+        self.max_retry_after = delay;
         self
     }
 
-    /// The clock for the stale horizon. Default: [`SystemClock`].
+    /// How often an instance that trusts the cache reads the durable repair log (one
+    /// statement, in the background), which bounds how long a partial partition can serve
+    /// stale reads. Default: 1 s.
+    pub fn repair_interval(mut self, interval: Duration) -> Self {
+        self.repair_interval = interval;
+        self
+    }
+
+    /// How long a deleted key's tombstone refuses cache refills: longer than a durable
+    /// read can take (see [`SqlStoreBuilder::timeout`](crate::store::SqlStoreBuilder::timeout)).
+    /// Default: 30 s.
+    pub fn tombstone_ttl(mut self, ttl: Duration) -> Self {
+        self.tombstone_ttl = ttl;
+        self
+    }
+
+    /// The clock for tombstone expiry. Default: [`SystemClock`].
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.clock = Arc::new(clock);
         self
     }
 
-    /// Builds the store.
+    /// Builds the store. Its first operation repairs the cache from the durable repair log
+    /// before trusting it.
     #[must_use]
     pub fn build(self) -> TieredStore<C, D> {
         TieredStore {
-            cache: self.cache,
-            durable: self.durable,
-            shared: Arc::new(Shared {
-                dirty: Mutex::new(HashSet::new()),
-                has_dirty: AtomicBool::new(false),
-                bypass_until_ms: AtomicU64::new(0),
-                max_dirty: self.max_dirty,
-                stale_horizon: self.stale_horizon,
+            inner: Arc::new(Inner {
+                cache: self.cache,
+                durable: self.durable,
+                breaker: Breaker::new(self.retry_after, self.max_retry_after),
+                started: tokio::sync::OnceCell::new(),
+                repair_interval: self.repair_interval,
+                tombstone_ttl: self.tombstone_ttl,
                 clock: self.clock,
                 hits: AtomicU64::new(0),
                 misses: AtomicU64::new(0),
                 errors: AtomicU64::new(0),
+                skipped: AtomicU64::new(0),
+                repaired: AtomicU64::new(0),
             }),
         }
     }
 }
 
-/// How many stale keys one request deletes from a returning cache, at most.
-const HEAL_BATCH: usize = 64;
+/// How many repair-log marks one pass reads at a time, and how many batches it takes.
+const REPAIR_BATCH: usize = 100;
+const REPAIR_BATCHES: usize = 100;
 
-impl<C: Cache, D: Store> TieredStore<C, D> {
+/// What a durable write asks of the cache.
+#[derive(Clone, Copy)]
+enum Mirror<'a> {
+    Put(&'a Record),
+    Invalidate,
+}
+
+impl<C: Cache, D: Durable> TieredStore<C, D> {
     /// A tiered store with the default settings.
     #[must_use]
     pub fn new(cache: C, durable: D) -> Self {
@@ -162,200 +211,273 @@ impl<C: Cache, D: Store> TieredStore<C, D> {
         TieredStoreBuilder {
             cache,
             durable,
-            max_dirty: 100_000,
-            stale_horizon: Duration::from_secs(24 * 60 * 60),
+            retry_after: Duration::from_millis(250),
+            max_retry_after: Duration::from_secs(5),
+            repair_interval: Duration::from_secs(1),
+            tombstone_ttl: Duration::from_secs(30),
             clock: Arc::new(SystemClock),
         }
     }
 
     /// The cache tier.
     pub fn cache(&self) -> &C {
-        &self.cache
+        &self.inner.cache
     }
 
     /// The durable tier.
     pub fn durable(&self) -> &D {
-        &self.durable
+        &self.inner.durable
     }
 
     /// Counters since the store was built.
     #[must_use]
     pub fn stats(&self) -> TierStats {
+        let s = &self.inner;
         TierStats {
-            cache_hits: self.shared.hits.load(Ordering::Relaxed),
-            cache_misses: self.shared.misses.load(Ordering::Relaxed),
-            cache_errors: self.shared.errors.load(Ordering::Relaxed),
-            dirty_keys: self.lock_dirty().len(),
+            cache_hits: s.hits.load(Ordering::Relaxed),
+            cache_misses: s.misses.load(Ordering::Relaxed),
+            cache_errors: s.errors.load(Ordering::Relaxed),
+            cache_skipped: s.skipped.load(Ordering::Relaxed),
+            repaired: s.repaired.load(Ordering::Relaxed),
+            cache_state: s.breaker.state(),
         }
     }
 
-    fn lock_dirty(&self) -> std::sync::MutexGuard<'_, HashSet<TokenHash>> {
-        // A panic while holding this lock cannot leave the set inconsistent.
-        self.shared
-            .dirty
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    /// Probes the cache and runs a repair pass now, if it is not trusted; then a repair
+    /// pass in any case. What the background task does; for start-up code that wants the
+    /// cache trusted before serving, and for tests.
+    ///
+    /// # Errors
+    ///
+    /// The cache's or the durable store's error if either failed (the cache then stays
+    /// skipped until a later probe).
+    pub async fn repair(&self) -> Result<(), StoreError> {
+        self.ready().await;
+        self.inner.recover().await
     }
 
-    fn cache_failed(&self, op: &str, err: &StoreError) {
-        self.shared.errors.fetch_add(1, Ordering::Relaxed);
-        tracing::warn!(op, error = %err, "session cache failed; serving from the durable store");
-    }
-
-    /// Remembers that the cache entry of `key` may be stale.
-    fn mark_dirty(&self, key: &TokenHash) {
-        let mut dirty = self.lock_dirty();
-        if dirty.len() < self.shared.max_dirty {
-            dirty.insert(key.clone());
-            self.shared.has_dirty.store(true, Ordering::Release);
-        } else {
-            let until = to_millis(self.shared.clock.now() + self.shared.stale_horizon);
-            self.shared
-                .bypass_until_ms
-                .fetch_max(until, Ordering::AcqRel);
-            tracing::error!("too many stale session cache keys; bypassing the cache for reads");
-        }
-    }
-
-    fn forget_dirty(&self, key: &TokenHash) {
-        if self.shared.has_dirty.load(Ordering::Acquire) {
-            let mut dirty = self.lock_dirty();
-            dirty.remove(key);
-            self.shared
-                .has_dirty
-                .store(!dirty.is_empty(), Ordering::Release);
-        }
-    }
-
-    /// Whether `key` may be read from the cache.
-    fn cache_readable(&self, key: &TokenHash) -> bool {
-        let bypass = self.shared.bypass_until_ms.load(Ordering::Acquire);
-        if bypass != 0 && to_millis(self.shared.clock.now()) < bypass {
-            return false;
-        }
-        !self.shared.has_dirty.load(Ordering::Acquire) || !self.lock_dirty().contains(key)
-    }
-
-    /// Deletes some stale keys from the cache, if there are any and it answers.
-    async fn heal(&self) {
-        if !self.shared.has_dirty.load(Ordering::Acquire) {
+    /// Waits for the start-up repair, and starts the background work that is due.
+    async fn ready(&self) {
+        let inner = &self.inner;
+        inner
+            .started
+            .get_or_init(|| async {
+                if let Err(err) = inner.recover().await {
+                    tracing::warn!(error = %err, "session cache not trusted at start-up");
+                }
+            })
+            .await;
+        if !inner.breaker.claim() {
             return;
         }
-        let batch: Vec<TokenHash> = self.lock_dirty().iter().take(HEAL_BATCH).cloned().collect();
-        for key in batch {
-            match self.cache.delete(&key).await {
-                Ok(()) => self.forget_dirty(&key),
-                Err(err) => {
-                    self.cache_failed("heal", &err);
-                    return;
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            inner.breaker.release();
+            return;
+        };
+        let inner = Arc::clone(inner);
+        runtime.spawn(async move {
+            let result = if inner.breaker.state() == CacheState::Closed {
+                inner.repair_pass().await
+            } else {
+                inner.recover().await
+            };
+            if let Err(err) = result {
+                tracing::debug!(error = %err, "session cache repair deferred");
+            }
+            inner.breaker.release();
+        });
+    }
+}
+
+impl<C: Cache, D: Durable> Inner<C, D> {
+    fn cache_failed(&self, op: &str, err: &StoreError) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        self.breaker.trip();
+        tracing::warn!(op, error = %err, "session cache failed; skipping it until it answers again");
+    }
+
+    /// Probe, repair, trust: the way back from an open breaker.
+    async fn recover(&self) -> Result<(), StoreError> {
+        if self.breaker.state() == CacheState::Open {
+            if let Err(err) = self.cache.probe().await {
+                self.cache_failed("probe", &err);
+                return Err(err);
+            }
+            self.breaker.half_open();
+        }
+        let repaired = self.repair_pass().await;
+        if repaired.is_ok() {
+            self.breaker.close(self.repair_interval);
+            tracing::debug!("session cache trusted");
+        }
+        repaired
+    }
+
+    /// Refreshes every key in the durable repair log from the durable store, then clears
+    /// its mark (unless it was marked again meanwhile).
+    async fn repair_pass(&self) -> Result<(), StoreError> {
+        self.breaker.schedule(self.repair_interval);
+        for _ in 0..REPAIR_BATCHES {
+            let marks = self.durable.stale_marks(REPAIR_BATCH).await?;
+            for mark in &marks {
+                let mirrored = match self.durable.reload(&mark.key).await? {
+                    Some(record) => self.cache.put(&mark.key, &record).await,
+                    None => {
+                        self.cache
+                            .invalidate(&mark.key, self.tombstone_until())
+                            .await
+                    }
+                };
+                if let Err(err) = mirrored {
+                    self.cache_failed("repair", &err);
+                    return Err(err);
                 }
+                self.durable.clear_stale(mark).await?;
+                self.repaired.fetch_add(1, Ordering::Relaxed);
+            }
+            if marks.len() < REPAIR_BATCH {
+                if !marks.is_empty() {
+                    tracing::info!(keys = marks.len(), "session cache repaired");
+                }
+                return Ok(());
             }
         }
-        tracing::info!("session cache reachable again; stale keys invalidated");
+        Ok(())
     }
 
-    /// A cache write failed: the entry of `key` may now be stale.
-    fn cache_write_failed(&self, op: &str, key: &TokenHash, err: &StoreError) {
-        self.cache_failed(op, err);
-        self.mark_dirty(key);
+    fn tombstone_until(&self) -> SystemTime {
+        self.clock.now() + self.tombstone_ttl
     }
 
-    /// Writes `record` into the cache after a durable write or read.
-    async fn cache_put(&self, key: &TokenHash, record: &Record) {
-        match self.cache.put(key, record).await {
-            Ok(()) => self.forget_dirty(key),
-            Err(err) => self.cache_write_failed("put", key, &err),
+    async fn mirror_once(&self, key: &TokenHash, mirror: Mirror<'_>) -> Result<(), StoreError> {
+        match mirror {
+            Mirror::Put(record) => self.cache.put(key, record).await,
+            Mirror::Invalidate => self.cache.invalidate(key, self.tombstone_until()).await,
         }
     }
 
-    /// Refills the cache after a miss, where `key` is still absent: a write that landed
-    /// since the durable read has put a newer record there, which this one must not replace.
-    async fn cache_refill(&self, key: &TokenHash, record: &Record) {
-        if let Err(err) = self.cache.create(key, record).await {
-            self.cache_write_failed("refill", key, &err);
+    /// Brings the cache along after a durable write of `key`, or records in the durable
+    /// repair log that it could not be (before the write is acknowledged).
+    async fn mirror(&self, key: &TokenHash, mirror: Mirror<'_>) -> Result<(), StoreError> {
+        if self.breaker.state() == CacheState::Open {
+            self.skipped.fetch_add(1, Ordering::Relaxed);
+        } else {
+            match self.mirror_once(key, mirror).await {
+                Ok(()) => return Ok(()),
+                Err(err) => self.cache_failed("write", &err),
+            }
         }
+        self.durable.mark_stale(key).await?;
+        // A repair pass may have read the log before this mark and trusted the cache
+        // since: then this write brings the cache along itself.
+        if self.breaker.state() != CacheState::Open {
+            if let Err(err) = self.mirror_once(key, mirror).await {
+                self.cache_failed("write", &err);
+            }
+        }
+        Ok(())
     }
 
-    /// Drops `key` from the cache.
-    async fn cache_delete(&self, key: &TokenHash) {
-        match self.cache.delete(key).await {
-            Ok(()) => self.forget_dirty(key),
-            Err(err) => self.cache_write_failed("delete", key, &err),
+    /// Puts what a durable read found into the cache (forward only), where trusted.
+    async fn refill(&self, key: &TokenHash, record: &Record) {
+        if self.breaker.state() == CacheState::Open {
+            self.skipped.fetch_add(1, Ordering::Relaxed);
+        } else if let Err(err) = self.cache.put(key, record).await {
+            // The cache did not change: nothing to repair.
+            self.cache_failed("refill", &err);
         }
     }
 }
 
-impl<C: Cache, D: Store> Store for TieredStore<C, D> {
+impl<C: Cache, D: Durable> Store for TieredStore<C, D> {
     async fn load(&self, key: &TokenHash) -> Result<Option<Record>, StoreError> {
-        self.heal().await;
-        if self.cache_readable(key) {
-            match self.cache.load(key).await {
+        self.ready().await;
+        let s = &*self.inner;
+        if s.breaker.state() == CacheState::Closed {
+            match s.cache.get(key).await {
                 Ok(Some(record)) => {
-                    self.shared.hits.fetch_add(1, Ordering::Relaxed);
+                    s.hits.fetch_add(1, Ordering::Relaxed);
                     return Ok(Some(record));
                 }
                 Ok(None) => {}
                 Err(err) if err.is_corrupt() => {
-                    tracing::warn!(error = %err, "corrupt session cache entry dropped");
-                    self.cache_delete(key).await;
+                    tracing::warn!(error = %err, "corrupt session cache entry; reading the durable store");
                 }
-                Err(err) => self.cache_failed("load", &err),
+                Err(err) => s.cache_failed("load", &err),
             }
+        } else {
+            s.skipped.fetch_add(1, Ordering::Relaxed);
         }
-        self.shared.misses.fetch_add(1, Ordering::Relaxed);
-        let found = self.durable.load(key).await?;
-        // A key whose cache entry may be stale is overwritten; any other only refilled.
-        match (&found, self.cache_readable(key)) {
-            (Some(record), true) => self.cache_refill(key, record).await,
-            (Some(record), false) => self.cache_put(key, record).await,
-            (None, false) => self.cache_delete(key).await,
-            (None, true) => {}
+        s.misses.fetch_add(1, Ordering::Relaxed);
+        let found = s.durable.load(key).await?;
+        if let Some(record) = &found {
+            s.refill(key, record).await;
+        }
+        Ok(found)
+    }
+
+    async fn reload(&self, key: &TokenHash) -> Result<Option<Record>, StoreError> {
+        self.ready().await;
+        let s = &*self.inner;
+        let found = s.durable.reload(key).await?;
+        if let Some(record) = &found {
+            s.refill(key, record).await;
         }
         Ok(found)
     }
 
     async fn create(&self, key: &TokenHash, record: &Record) -> Result<bool, StoreError> {
-        self.heal().await;
-        if !self.durable.create(key, record).await? {
+        self.ready().await;
+        let s = &*self.inner;
+        if !s.durable.create(key, record).await? {
             return Ok(false);
         }
-        self.cache_put(key, record).await;
+        s.mirror(key, Mirror::Put(record)).await?;
         Ok(true)
     }
 
-    async fn update(&self, key: &TokenHash, record: &Record) -> Result<bool, StoreError> {
-        self.heal().await;
-        let written = self.durable.update(key, record).await;
-        // Mirror what the durable store acknowledged; anything else leaves the cache empty.
-        if matches!(written, Ok(true)) {
-            self.cache_put(key, record).await;
-        } else {
-            self.cache_delete(key).await;
+    async fn update(
+        &self,
+        key: &TokenHash,
+        expected: u64,
+        record: &Record,
+    ) -> Result<bool, StoreError> {
+        self.ready().await;
+        let s = &*self.inner;
+        match s.durable.update(key, expected, record).await {
+            Ok(true) => s.mirror(key, Mirror::Put(record)).await.map(|()| true),
+            Ok(false) => Ok(false),
+            Err(err) => {
+                // It may have been applied: the cached copy is not to be trusted.
+                if s.breaker.state() != CacheState::Open {
+                    let _ = s.mirror_once(key, Mirror::Invalidate).await;
+                }
+                Err(err)
+            }
         }
-        written
     }
 
     async fn touch(&self, key: &TokenHash, expires_at: SystemTime) -> Result<bool, StoreError> {
-        self.heal().await;
-        let touched = self.durable.touch(key, expires_at).await;
-        if matches!(touched, Ok(true)) {
-            if let Err(err) = self.cache.touch(key, expires_at).await {
-                self.cache_write_failed("touch", key, &err);
+        self.ready().await;
+        let s = &*self.inner;
+        let touched = s.durable.touch(key, expires_at).await?;
+        // A cache entry that keeps its older expiry only expires sooner: nothing to repair.
+        if touched && s.breaker.state() != CacheState::Open {
+            if let Err(err) = Cache::touch(&s.cache, key, expires_at).await {
+                s.cache_failed("touch", &err);
             }
-        } else {
-            self.cache_delete(key).await;
         }
-        touched
+        Ok(touched)
     }
 
     async fn delete(&self, key: &TokenHash) -> Result<(), StoreError> {
-        self.heal().await;
-        let durable = self.durable.delete(key).await;
-        self.cache_delete(key).await;
-        durable
+        self.ready().await;
+        let s = &*self.inner;
+        s.durable.delete(key).await?;
+        s.mirror(key, Mirror::Invalidate).await
     }
 
     async fn cleanup(&self, limit: usize) -> Result<usize, StoreError> {
-        self.durable.cleanup(limit).await
+        self.inner.durable.cleanup(limit).await
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod conformance;
 pub mod private_redis;
+pub mod proxy;
 
 use std::time::Duration;
 

@@ -37,16 +37,15 @@ impl PrivateRedis {
     }
 
     async fn spawn(&mut self) -> std::io::Result<()> {
+        self.spawn_with(&["--appendonly", "yes", "--appendfsync", "always"])
+            .await
+    }
+
+    async fn spawn_with(&mut self, persistence: &[&str]) -> std::io::Result<()> {
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args([
-                "--save",
-                "",
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "always",
-            ])
+            .args(["--save", ""])
+            .args(persistence)
             .arg("--dir")
             .arg(&self.dir)
             .stdout(Stdio::null())
@@ -79,6 +78,61 @@ impl PrivateRedis {
     /// Starts the server again on the same port with the same data.
     pub async fn restart(&mut self) {
         self.spawn().await.expect("restart redis-server");
+    }
+
+    /// Writes a snapshot (`SAVE`, to `dump.rdb` in the server's directory).
+    pub async fn snapshot(&self) {
+        redis::cmd("SAVE")
+            .query_async::<()>(&mut self.conn().await)
+            .await
+            .expect("SAVE");
+    }
+
+    /// Kills the server and starts it again from its last snapshot alone (not the
+    /// append-only file): it comes back with the data of the moment of [`snapshot`].
+    pub async fn restart_from_snapshot(&mut self) {
+        self.stop().await;
+        self.spawn_with(&["--appendonly", "no", "--dbfilename", "dump.rdb"])
+            .await
+            .expect("restart redis-server from its snapshot");
+    }
+
+    /// Freezes the server (SIGSTOP): connections stay open, nothing answers. It comes back
+    /// with its data and its `run_id` on [`resume`](Self::resume).
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Thaws a [`pause`](Self::pause)d server (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let pid = self
+            .child
+            .as_ref()
+            .and_then(Child::id)
+            .expect("a running server");
+        let status = std::process::Command::new("kill")
+            .args([signal, &pid.to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill {signal} {pid}");
+    }
+
+    /// The server's `run_id`.
+    pub async fn run_id(&self) -> String {
+        let info: String = redis::cmd("INFO")
+            .arg("server")
+            .query_async(&mut self.conn().await)
+            .await
+            .unwrap();
+        info.lines()
+            .find_map(|l| l.strip_prefix("run_id:"))
+            .unwrap()
+            .trim()
+            .to_owned()
     }
 
     /// A direct connection for inspecting the server.

@@ -1,6 +1,6 @@
 //! [`SqlStore`]: sessions in PostgreSQL or SQLite through sqlx, one statement per operation.
 
-use std::{fmt, sync::Arc};
+use std::{fmt, future::Future, sync::Arc, time::Duration};
 
 use crate::{Clock, StoreError, SystemClock};
 
@@ -20,10 +20,13 @@ pub const DEFAULT_TABLE: &str = "sessions";
 /// Sessions in a SQL database: [`PostgresStore`] (`SqlStore<sqlx::Postgres>`) or
 /// [`SqliteStore`] (`SqlStore<sqlx::Sqlite>`).
 ///
-/// The table (name configurable, default `sessions`) has four columns: `id` (the token
+/// The table (name configurable, default `sessions`) has five columns: `id` (the token
 /// hash, primary key), `data` (the encoded [`Record`](crate::Record)), `expires_at` (Unix
-/// milliseconds) and `expires_hour` (`expires_at` in whole hours, indexed for cleanup).
-/// [`migrate`](Self::migrate) creates it, and upgrades a table made by an earlier release.
+/// milliseconds), `expires_hour` (`expires_at` in whole hours, indexed for cleanup) and
+/// `version` (the record's version, for the conditional update). A second table,
+/// `<table>_stale` (`id`, `seq`), is the repair log of the [`Durable`](crate::store::Durable) trait: empty except
+/// while a cache tier is unreachable. [`migrate`](Self::migrate) creates both, and upgrades
+/// a table made by an earlier release (rows without a version read as version 0).
 ///
 /// Only the hour is indexed, not the exact expiry: a write that moves the expiry within the
 /// same hour changes no indexed column, so PostgreSQL updates the row in place (a "HOT"
@@ -37,10 +40,19 @@ pub const DEFAULT_TABLE: &str = "sessions";
 /// |-----------|------------------------------------------------------------------------|
 /// | `load`    | `SELECT data, expires_at … WHERE id = ? AND expires_at > now`          |
 /// | `create`  | `INSERT … ON CONFLICT (id) DO UPDATE … WHERE expires_at <= now` (only an expired row is replaced) |
-/// | `update`  | `UPDATE … SET data, expires_at WHERE id = ? AND expires_at > now`      |
+/// | `update`  | `UPDATE … SET data, expires_at, version WHERE id = ? AND version = ? AND expires_at > now` |
 /// | `touch`   | `UPDATE … SET expires_at WHERE id = ? AND expires_at > now`            |
 /// | `delete`  | `DELETE … WHERE id = ?`                                                |
 /// | `cleanup` | `DELETE … WHERE id IN (SELECT id … WHERE expires_hour <= now's hour AND expires_at <= now LIMIT n)` |
+///
+/// | `mark_stale`  | `INSERT INTO <table>_stale … ON CONFLICT (id) DO UPDATE SET seq = seq + 1` |
+/// | `stale_marks` | `SELECT id, seq FROM <table>_stale LIMIT n`                        |
+/// | `clear_stale` | `DELETE FROM <table>_stale WHERE id = ? AND seq = ?`                |
+///
+/// Every statement, pool checkout included, is bounded by the
+/// [`timeout`](SqlStoreBuilder::timeout) (default 5 s): a database that stops answering
+/// (packets dropped, no reset) costs a request at most that long, then
+/// [`StoreError::Unavailable`].
 ///
 /// "now" is the store's [`Clock`]. Cleanup deletes at most `n` rows per call, through the
 /// hour index, so cleaning a million stale rows is many short statements that never hold
@@ -49,6 +61,7 @@ pub struct SqlStore<DB: sqlx::Database> {
     pool: sqlx::Pool<DB>,
     sql: Arc<Statements>,
     clock: Arc<dyn Clock>,
+    timeout: Duration,
 }
 
 impl<DB: sqlx::Database> Clone for SqlStore<DB> {
@@ -57,7 +70,27 @@ impl<DB: sqlx::Database> Clone for SqlStore<DB> {
             pool: self.pool.clone(),
             sql: Arc::clone(&self.sql),
             clock: Arc::clone(&self.clock),
+            timeout: self.timeout,
         }
+    }
+}
+
+/// The default bound on every statement of a [`SqlStore`], pool checkout included.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A statement that did not finish within the store's timeout.
+#[derive(Debug, thiserror::Error)]
+#[error("database statement timed out after {0:?}")]
+struct TimedOut(Duration);
+
+/// Runs one statement, bounded by `timeout`.
+async fn bounded<T>(
+    timeout: Duration,
+    statement: impl Future<Output = Result<T, sqlx::Error>>,
+) -> Result<T, StoreError> {
+    match tokio::time::timeout(timeout, statement).await {
+        Ok(result) => result.map_err(StoreError::from),
+        Err(_) => Err(StoreError::unavailable(TimedOut(timeout))),
     }
 }
 
@@ -75,6 +108,7 @@ pub struct SqlStoreBuilder<DB: sqlx::Database> {
     pool: sqlx::Pool<DB>,
     table: String,
     clock: Arc<dyn Clock>,
+    timeout: Duration,
 }
 
 impl<DB: sqlx::Database> fmt::Debug for SqlStoreBuilder<DB> {
@@ -102,6 +136,15 @@ where
         self
     }
 
+    /// The longest one statement may take, waiting for a pooled connection included, before
+    /// it fails with [`StoreError::Unavailable`]. Default: 5 s ([`DEFAULT_TIMEOUT`]), long
+    /// enough for a busy database and short enough that an unreachable one answers
+    /// requests with an error instead of holding them.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
     /// Builds the store. Call [`SqlStore::migrate`] once before first use.
     ///
     /// # Errors
@@ -114,6 +157,7 @@ where
             pool: self.pool,
             sql: Arc::new(sql),
             clock: self.clock,
+            timeout: self.timeout,
         })
     }
 }
@@ -128,6 +172,7 @@ where
             pool,
             table: DEFAULT_TABLE.to_owned(),
             clock: Arc::new(SystemClock),
+            timeout: DEFAULT_TIMEOUT,
         }
     }
 
@@ -169,7 +214,7 @@ pub trait Dialect: private::Sealed {
     #[doc(hidden)]
     const ADD_COLUMN: &'static str;
     /// A query answering whether the table already has the current layout (binds: table,
-    /// new index, old index, all as written into SQL), so that `migrate` at every start
+    /// new index, old index, repair table, all as written into SQL), so that `migrate` at every start
     /// takes no table lock; `None` where DDL is cheap enough to run every time (SQLite).
     #[doc(hidden)]
     const LAYOUT_CURRENT: Option<&'static str>;
@@ -195,6 +240,12 @@ struct Statements {
     index_names: (String, String),
     create_table: String,
     add_hour_column: String,
+    add_version_column: String,
+    create_stale: String,
+    stale_table: String,
+    mark_stale: String,
+    stale_marks: String,
+    clear_stale: String,
     drop_old_index: String,
     create_index: String,
     load: String,
@@ -231,7 +282,23 @@ impl Statements {
         let add_column = D::ADD_COLUMN;
         let p = |n: u8| format!("{placeholder}{n}");
         let old_index = format!("{schema}{bare}_expires_at_idx");
+        let stale = format!("{table}_stale");
         Ok(Self {
+            add_version_column: format!(
+                "ALTER TABLE {table} {add_column} version {expiry_type} NOT NULL DEFAULT 0"
+            ),
+            create_stale: format!(
+                "CREATE TABLE IF NOT EXISTS {stale} \
+                 (id TEXT PRIMARY KEY NOT NULL, seq {expiry_type} NOT NULL)"
+            ),
+            mark_stale: format!(
+                "INSERT INTO {stale} AS cur (id, seq) VALUES ({}, 1) \
+                 ON CONFLICT (id) DO UPDATE SET seq = cur.seq + 1",
+                p(1)
+            ),
+            stale_marks: format!("SELECT id, seq FROM {stale} LIMIT {}", p(1)),
+            clear_stale: format!("DELETE FROM {stale} WHERE id = {} AND seq = {}", p(1), p(2)),
+            stale_table: stale,
             table: table.to_owned(),
             // The index of earlier releases: it would make every expiry change an index write.
             drop_old_index: format!("DROP INDEX IF EXISTS {old_index}"),
@@ -239,7 +306,8 @@ impl Statements {
             create_table: format!(
                 "CREATE TABLE IF NOT EXISTS {table} (\
                  id TEXT PRIMARY KEY NOT NULL, data {data_type} NOT NULL, \
-                 expires_at {expiry_type} NOT NULL, expires_hour {expiry_type} NOT NULL DEFAULT 0)"
+                 expires_at {expiry_type} NOT NULL, expires_hour {expiry_type} NOT NULL DEFAULT 0, \
+                 version {expiry_type} NOT NULL DEFAULT 0)"
             ),
             // Tables of earlier releases: rows without an hour read as hour 0, which cleanup
             // still finds (it filters on the exact expiry as well).
@@ -250,30 +318,34 @@ impl Statements {
                 "CREATE INDEX IF NOT EXISTS {bare}_expires_hour_idx ON {table} (expires_hour)"
             ),
             load: format!(
-                "SELECT data, expires_at FROM {table} WHERE id = {} AND expires_at > {}",
+                "SELECT data, expires_at, version FROM {table} WHERE id = {} AND expires_at > {}",
                 p(1),
                 p(2)
             ),
             create: format!(
-                "INSERT INTO {table} AS cur (id, data, expires_at, expires_hour) \
-                 VALUES ({}, {}, {}, {}) \
+                "INSERT INTO {table} AS cur (id, data, expires_at, expires_hour, version) \
+                 VALUES ({}, {}, {}, {}, {}) \
                  ON CONFLICT (id) DO UPDATE SET data = excluded.data, \
-                 expires_at = excluded.expires_at, expires_hour = excluded.expires_hour \
+                 expires_at = excluded.expires_at, expires_hour = excluded.expires_hour, \
+                 version = excluded.version \
                  WHERE cur.expires_at <= {}",
                 p(1),
                 p(2),
                 p(3),
                 p(4),
-                p(5)
+                p(5),
+                p(6)
             ),
             update: format!(
-                "UPDATE {table} SET data = {}, expires_at = {}, expires_hour = {} \
-                 WHERE id = {} AND expires_at > {}",
+                "UPDATE {table} SET data = {}, expires_at = {}, expires_hour = {}, version = {} \
+                 WHERE id = {} AND version = {} AND expires_at > {}",
                 p(1),
                 p(2),
                 p(3),
                 p(4),
-                p(5)
+                p(5),
+                p(6),
+                p(7)
             ),
             touch: format!(
                 "UPDATE {table} SET expires_at = {}, expires_hour = {} \
@@ -296,22 +368,28 @@ impl Statements {
     }
 }
 
+/// A record version as the `BIGINT` the table stores.
+fn version_i64(version: u64) -> i64 {
+    i64::try_from(version).unwrap_or(i64::MAX)
+}
+
 /// Unix milliseconds as the `BIGINT` the table stores.
 fn millis_i64(time: std::time::SystemTime) -> i64 {
     i64::try_from(crate::clock::to_millis(time)).unwrap_or(i64::MAX)
 }
 
-/// Implements [`Store`](crate::Store) for `SqlStore<$db>`; the statements are shared, only
-/// types differ.
+/// Implements [`Store`](crate::Store) and [`Durable`](crate::store::Durable) for
+/// `SqlStore<$db>`; the statements are shared, only types differ.
 macro_rules! impl_sql_store {
     ($db:ty) => {
         impl $crate::store::SqlStore<$db> {
-            /// Creates the sessions table and its expiry index if they do not exist, and
-            /// upgrades a table made by an earlier release (adds `expires_hour`, replaces
-            /// the `expires_at` index by the `expires_hour` one). Idempotent: safe to run
-            /// at every start. On PostgreSQL a table that is already current costs one
-            /// catalog query and no table lock, so a restarting process never queues
-            /// behind (or in front of) the application's transactions.
+            /// Creates the sessions table, its expiry index and the repair log table if
+            /// they do not exist, and upgrades a table made by an earlier release (adds
+            /// `expires_hour` and `version`, replaces the `expires_at` index by the
+            /// `expires_hour` one). Idempotent: safe to run at every start. On PostgreSQL
+            /// a layout that is already current costs one catalog query and no table lock,
+            /// so a restarting process never queues behind (or in front of) the
+            /// application's transactions.
             ///
             /// # Errors
             ///
@@ -326,6 +404,7 @@ macro_rules! impl_sql_store {
                         .bind(&self.sql.table)
                         .bind(new_index)
                         .bind(old_index)
+                        .bind(&self.sql.stale_table)
                         .fetch_one(&self.pool)
                         .await?;
                     if current {
@@ -335,24 +414,24 @@ macro_rules! impl_sql_store {
                 sqlx::query(&self.sql.create_table)
                     .execute(&self.pool)
                     .await?;
-                if let Err(err) = sqlx::query(&self.sql.add_hour_column)
-                    .execute(&self.pool)
-                    .await
-                {
-                    // Backends without `ADD COLUMN IF NOT EXISTS` (SQLite): already there.
-                    let duplicate = err
-                        .as_database_error()
-                        .is_some_and(|db| db.message().contains("duplicate column"));
-                    if !duplicate {
-                        return Err(err.into());
+                for add_column in [&self.sql.add_hour_column, &self.sql.add_version_column] {
+                    if let Err(err) = sqlx::query(add_column).execute(&self.pool).await {
+                        // Backends without `ADD COLUMN IF NOT EXISTS` (SQLite): already there.
+                        let duplicate = err
+                            .as_database_error()
+                            .is_some_and(|db| db.message().contains("duplicate column"));
+                        if !duplicate {
+                            return Err(err.into());
+                        }
                     }
                 }
-                sqlx::query(&self.sql.drop_old_index)
-                    .execute(&self.pool)
-                    .await?;
-                sqlx::query(&self.sql.create_index)
-                    .execute(&self.pool)
-                    .await?;
+                for ddl in [
+                    &self.sql.drop_old_index,
+                    &self.sql.create_index,
+                    &self.sql.create_stale,
+                ] {
+                    sqlx::query(ddl).execute(&self.pool).await?;
+                }
                 Ok(())
             }
         }
@@ -363,14 +442,21 @@ macro_rules! impl_sql_store {
                 key: &$crate::TokenHash,
             ) -> Result<Option<$crate::Record>, $crate::StoreError> {
                 let now = super::millis_i64(self.clock.now());
-                let row: Option<(Vec<u8>, i64)> = sqlx::query_as(&self.sql.load)
-                    .bind(key.as_str())
-                    .bind(now)
-                    .fetch_optional(&self.pool)
-                    .await?;
-                row.map(|(data, expires_at)| {
+                let row: Option<(Vec<u8>, i64, i64)> = super::bounded(
+                    self.timeout,
+                    sqlx::query_as(&self.sql.load)
+                        .bind(key.as_str())
+                        .bind(now)
+                        .fetch_optional(&self.pool),
+                )
+                .await?;
+                row.map(|(data, expires_at, version)| {
                     let expires_ms = u64::try_from(expires_at).unwrap_or(0);
-                    $crate::Record::decode(&data, $crate::clock::from_millis(expires_ms))
+                    let mut record =
+                        $crate::Record::decode(&data, $crate::clock::from_millis(expires_ms))?;
+                    // The column is what the conditional update compares: it decides.
+                    record.version = u64::try_from(version).unwrap_or(0);
+                    Ok(record)
                 })
                 .transpose()
             }
@@ -381,31 +467,41 @@ macro_rules! impl_sql_store {
                 record: &$crate::Record,
             ) -> Result<bool, $crate::StoreError> {
                 let data = record.encode()?;
-                let done = sqlx::query(&self.sql.create)
-                    .bind(key.as_str())
-                    .bind(data)
-                    .bind(super::millis_i64(record.expires_at))
-                    .bind(super::hour_i64(record.expires_at))
-                    .bind(super::millis_i64(self.clock.now()))
-                    .execute(&self.pool)
-                    .await?;
+                let done = super::bounded(
+                    self.timeout,
+                    sqlx::query(&self.sql.create)
+                        .bind(key.as_str())
+                        .bind(data)
+                        .bind(super::millis_i64(record.expires_at))
+                        .bind(super::hour_i64(record.expires_at))
+                        .bind(super::version_i64(record.version))
+                        .bind(super::millis_i64(self.clock.now()))
+                        .execute(&self.pool),
+                )
+                .await?;
                 Ok(done.rows_affected() == 1)
             }
 
             async fn update(
                 &self,
                 key: &$crate::TokenHash,
+                expected: u64,
                 record: &$crate::Record,
             ) -> Result<bool, $crate::StoreError> {
                 let data = record.encode()?;
-                let done = sqlx::query(&self.sql.update)
-                    .bind(data)
-                    .bind(super::millis_i64(record.expires_at))
-                    .bind(super::hour_i64(record.expires_at))
-                    .bind(key.as_str())
-                    .bind(super::millis_i64(self.clock.now()))
-                    .execute(&self.pool)
-                    .await?;
+                let done = super::bounded(
+                    self.timeout,
+                    sqlx::query(&self.sql.update)
+                        .bind(data)
+                        .bind(super::millis_i64(record.expires_at))
+                        .bind(super::hour_i64(record.expires_at))
+                        .bind(super::version_i64(record.version))
+                        .bind(key.as_str())
+                        .bind(super::version_i64(expected))
+                        .bind(super::millis_i64(self.clock.now()))
+                        .execute(&self.pool),
+                )
+                .await?;
                 Ok(done.rows_affected() == 1)
             }
 
@@ -414,33 +510,91 @@ macro_rules! impl_sql_store {
                 key: &$crate::TokenHash,
                 expires_at: std::time::SystemTime,
             ) -> Result<bool, $crate::StoreError> {
-                let done = sqlx::query(&self.sql.touch)
-                    .bind(super::millis_i64(expires_at))
-                    .bind(super::hour_i64(expires_at))
-                    .bind(key.as_str())
-                    .bind(super::millis_i64(self.clock.now()))
-                    .execute(&self.pool)
-                    .await?;
+                let done = super::bounded(
+                    self.timeout,
+                    sqlx::query(&self.sql.touch)
+                        .bind(super::millis_i64(expires_at))
+                        .bind(super::hour_i64(expires_at))
+                        .bind(key.as_str())
+                        .bind(super::millis_i64(self.clock.now()))
+                        .execute(&self.pool),
+                )
+                .await?;
                 Ok(done.rows_affected() == 1)
             }
 
             async fn delete(&self, key: &$crate::TokenHash) -> Result<(), $crate::StoreError> {
-                sqlx::query(&self.sql.delete)
-                    .bind(key.as_str())
-                    .execute(&self.pool)
-                    .await?;
+                super::bounded(
+                    self.timeout,
+                    sqlx::query(&self.sql.delete)
+                        .bind(key.as_str())
+                        .execute(&self.pool),
+                )
+                .await?;
                 Ok(())
             }
 
             async fn cleanup(&self, limit: usize) -> Result<usize, $crate::StoreError> {
                 let now = self.clock.now();
-                let done = sqlx::query(&self.sql.cleanup)
-                    .bind(super::hour_i64(now))
-                    .bind(super::millis_i64(now))
-                    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-                    .execute(&self.pool)
-                    .await?;
+                let done = super::bounded(
+                    self.timeout,
+                    sqlx::query(&self.sql.cleanup)
+                        .bind(super::hour_i64(now))
+                        .bind(super::millis_i64(now))
+                        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                        .execute(&self.pool),
+                )
+                .await?;
                 Ok(usize::try_from(done.rows_affected()).unwrap_or(usize::MAX))
+            }
+        }
+
+        impl $crate::store::Durable for $crate::store::SqlStore<$db> {
+            async fn mark_stale(&self, key: &$crate::TokenHash) -> Result<(), $crate::StoreError> {
+                super::bounded(
+                    self.timeout,
+                    sqlx::query(&self.sql.mark_stale)
+                        .bind(key.as_str())
+                        .execute(&self.pool),
+                )
+                .await?;
+                Ok(())
+            }
+
+            async fn stale_marks(
+                &self,
+                limit: usize,
+            ) -> Result<Vec<$crate::store::StaleMark>, $crate::StoreError> {
+                let rows: Vec<(String, i64)> = super::bounded(
+                    self.timeout,
+                    sqlx::query_as(&self.sql.stale_marks)
+                        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                        .fetch_all(&self.pool),
+                )
+                .await?;
+                Ok(rows
+                    .into_iter()
+                    .filter_map(|(id, seq)| {
+                        // Rows this crate did not write are skipped, not trusted.
+                        let key = $crate::TokenHash::from_stored(&id)?;
+                        Some($crate::store::StaleMark { key, seq })
+                    })
+                    .collect())
+            }
+
+            async fn clear_stale(
+                &self,
+                mark: &$crate::store::StaleMark,
+            ) -> Result<(), $crate::StoreError> {
+                super::bounded(
+                    self.timeout,
+                    sqlx::query(&self.sql.clear_stale)
+                        .bind(mark.key.as_str())
+                        .bind(mark.seq)
+                        .execute(&self.pool),
+                )
+                .await?;
+                Ok(())
             }
         }
     };
@@ -484,7 +638,10 @@ mod tests {
     #[test]
     fn placeholders_follow_the_dialect() {
         let pg = Statements::new::<Fake>("auth.sessions").unwrap();
-        assert!(pg.update.contains("$5"));
+        assert!(pg.update.contains("version = $6 AND"));
+        assert!(pg
+            .mark_stale
+            .starts_with("INSERT INTO auth.sessions_stale AS cur"));
         assert!(pg.cleanup.ends_with("LIMIT $3 FOR UPDATE SKIP LOCKED)"));
         assert!(pg
             .create_index

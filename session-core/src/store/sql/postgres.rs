@@ -16,9 +16,10 @@ impl Dialect for PostgresStore {
     const CLEANUP_LOCK: &'static str = " FOR UPDATE SKIP LOCKED";
     const ADD_COLUMN: &'static str = "ADD COLUMN IF NOT EXISTS";
     const LAYOUT_CURRENT: Option<&'static str> = Some(
-        "SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass($1) \
-         AND attname = 'expires_hour' AND NOT attisdropped) \
-         AND to_regclass($2) IS NOT NULL AND to_regclass($3) IS NULL",
+        "SELECT (SELECT count(*) FROM pg_attribute WHERE attrelid = to_regclass($1) \
+         AND attname IN ('expires_hour', 'version') AND NOT attisdropped) = 2 \
+         AND to_regclass($2) IS NOT NULL AND to_regclass($3) IS NULL \
+         AND to_regclass($4) IS NOT NULL",
     );
 }
 
@@ -34,6 +35,7 @@ impl PostgresStore {
             // A checkout must not cost a round trip: the pool closes broken connections
             // when a statement on them fails.
             .test_before_acquire(false)
+            .acquire_timeout(super::DEFAULT_TIMEOUT)
             .connect(url)
             .await?;
         let store = Self::new(pool)?;

@@ -1,0 +1,73 @@
+//! [`apply_changes`]: a request's changes, written under the version check, retried on
+//! conflict.
+
+use std::time::SystemTime;
+
+use crate::{Changes, Record, Store, StoreError, TokenHash};
+
+/// How many conditional writes [`apply_changes`] tries before it gives up.
+pub const MAX_UPDATE_ATTEMPTS: u32 = 16;
+
+/// What [`apply_changes`] wrote.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Applied {
+    /// The changes were written: `record` (its new version) now lives under `key`. `key` is
+    /// the one asked for, or the successor it was rotated to meanwhile.
+    Written {
+        /// Where the record lives.
+        key: TokenHash,
+        /// The record as written.
+        record: Record,
+    },
+    /// The session ended (deleted or expired) before the changes landed; nothing was
+    /// written, and it stays ended: an update never brings a session back.
+    Gone,
+}
+
+/// Writes `changes` onto `base` (the record the request loaded under `key`) as its next
+/// version, expiring at `expires_at`.
+///
+/// The write is conditional on `base.version`. If another write came first, the current
+/// record is read again from the store of record ([`Store::reload`], bypassing any cache),
+/// the same changes are applied to it, and the write is tried again, at most
+/// [`MAX_UPDATE_ATTEMPTS`] times. A write based on a stale read therefore never replaces
+/// newer data, and concurrent requests that change different keys both survive. A record
+/// that was rotated away meanwhile (it forwards to a successor) is followed to the
+/// successor.
+///
+/// # Errors
+///
+/// The store's errors; [`StoreError::Conflict`] if every attempt lost to another write.
+pub async fn apply_changes<S: Store + ?Sized>(
+    store: &S,
+    key: &TokenHash,
+    base: Record,
+    changes: &Changes,
+    expires_at: SystemTime,
+) -> Result<Applied, StoreError> {
+    let mut key = key.clone();
+    let mut base = base;
+    for _ in 0..MAX_UPDATE_ATTEMPTS {
+        if let Some(successor) = base.meta.successor() {
+            // Rotated away: the live session is the successor.
+            key = successor;
+            match store.reload(&key).await? {
+                Some(record) => base = record,
+                None => return Ok(Applied::Gone),
+            }
+            continue;
+        }
+        let mut next = base.next_version();
+        changes.apply(&mut next.state);
+        next.expires_at = expires_at;
+        if store.update(&key, base.version, &next).await? {
+            return Ok(Applied::Written { key, record: next });
+        }
+        match store.reload(&key).await? {
+            Some(current) => base = current,
+            None => return Ok(Applied::Gone),
+        }
+    }
+    Err(StoreError::Conflict(MAX_UPDATE_ATTEMPTS))
+}

@@ -1,0 +1,385 @@
+//! [`RedisStore`]: sessions in Redis, one command per load and per save.
+
+mod link;
+mod value;
+
+use std::{
+    sync::{Arc, LazyLock},
+    time::{Duration, SystemTime},
+};
+
+use redis::{AsyncConnectionConfig, Client, Script, Value};
+
+use self::{
+    link::Link,
+    value::{hex, Stored, STORE_GENERATION},
+};
+use crate::{clock::to_millis, Cache, Clock, Record, Store, StoreError, SystemClock, TokenHash};
+
+/// Sessions in Redis, as a [`Store`] of its own or as the [`Cache`] tier of a
+/// [`TieredStore`](crate::store::TieredStore).
+///
+/// Each record lives under `<prefix><token hash>`. The value is a header of three fields of
+/// 16 hex digits (the expiry in Unix milliseconds, the record's version, and a
+/// generation), followed by the encoded [`Record`]; the key carries the same absolute
+/// expiry (`PXAT`), so Redis drops expired sessions by itself and `cleanup` has nothing to
+/// do. Values of the earlier layout (expiry, record) are still read.
+///
+/// | method          | Redis command                                              |
+/// |-----------------|------------------------------------------------------------|
+/// | `load`, `get`   | `GET`                                                      |
+/// | `create`        | `SET … NX PXAT`                                            |
+/// | `update`        | one script: `GETRANGE` (version check), `SET … PXAT`       |
+/// | `put`           | one script: `GETRANGE` (newer than cached?), `SET … PXAT`  |
+/// | `touch`         | one script: `GETRANGE`, `SETRANGE`, `PEXPIREAT`            |
+/// | `delete`        | `DEL`                                                      |
+/// | `invalidate`    | `SET … PXAT` (a tombstone)                                 |
+///
+/// # As a cache
+///
+/// Cache writes carry the first 16 hex digits of the server's `run_id`, read when the
+/// connection is made; a cache read ignores entries of another generation. A Redis that
+/// restarted from a snapshot or an append-only file, or a replica promoted after a
+/// failover, has a new `run_id`, so whatever it brought back reads as a miss and is
+/// replaced by the durable store's copy: the cache comes back cold, never stale. (As a
+/// plain store, generations are not checked: a restarted Redis keeps its sessions.)
+///
+/// `load` and `touch` also compare the stored expiry with the store's [`Clock`], so expiry
+/// holds even where the clock and the Redis server disagree.
+///
+/// When Redis is unreachable every method fails fast with [`StoreError::Unavailable`]
+/// (response and connection timeouts: 1 s by default); the next call connects again.
+#[derive(Clone)]
+pub struct RedisStore {
+    link: Arc<Link>,
+    prefix: Arc<str>,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`RedisStore`].
+#[derive(Debug)]
+#[must_use]
+pub struct RedisStoreBuilder {
+    url: String,
+    prefix: String,
+    clock: Arc<dyn Clock>,
+    response_timeout: Duration,
+    connection_timeout: Duration,
+}
+
+/// The default key prefix of a [`RedisStore`].
+pub const DEFAULT_PREFIX: &str = "session:";
+
+impl RedisStoreBuilder {
+    /// The prefix of every key this store writes. Default: `"session:"`.
+    pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// The clock that decides expiry on load. Default: [`SystemClock`].
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// How long to wait for an answer before reporting Redis unavailable. Default: 1 s.
+    pub fn response_timeout(mut self, timeout: Duration) -> Self {
+        self.response_timeout = timeout;
+        self
+    }
+
+    /// How long to wait for a connection before reporting Redis unavailable. Default: 1 s.
+    pub fn connection_timeout(mut self, timeout: Duration) -> Self {
+        self.connection_timeout = timeout;
+        self
+    }
+
+    /// Builds the store. The connection is made on first use, so an application can start
+    /// while Redis is down.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Config`] if the URL is not a Redis URL.
+    pub fn build(self) -> Result<RedisStore, StoreError> {
+        let client =
+            Client::open(self.url.as_str()).map_err(|err| StoreError::Config(err.to_string()))?;
+        let config = AsyncConnectionConfig::new()
+            .set_response_timeout(Some(self.response_timeout))
+            .set_connection_timeout(Some(self.connection_timeout));
+        Ok(RedisStore {
+            link: Arc::new(Link::new(client, config)),
+            prefix: self.prefix.into(),
+            clock: self.clock,
+        })
+    }
+}
+
+/// The conditional update. KEYS[1] key; ARGV: expected version, value, expiry (ms).
+static UPDATE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local version = redis.call('GETRANGE', KEYS[1], 16, 31)
+if version == '' then return 0 end
+if string.sub(version, 1, 1) == '{' then version = '0000000000000000' end
+if version ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'PXAT', ARGV[3])
+return 1
+",
+    )
+});
+
+/// The forward-only cache write. KEYS[1] key; ARGV: value, expiry (ms), version,
+/// generation, now (ms). Refused over a live entry (by the store's clock) of the same
+/// generation holding the same or a newer version; a tombstone is newer than all.
+static PUT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local head = redis.call('GETRANGE', KEYS[1], 0, 47)
+if string.len(head) == 48 and string.sub(head, 17, 17) ~= '{'
+   and (tonumber(string.sub(head, 1, 16), 16) or 0) > tonumber(ARGV[5])
+   and string.sub(head, 33, 48) == ARGV[4] and string.sub(head, 17, 32) >= ARGV[3] then
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[2])
+return 1
+",
+    )
+});
+
+/// Moves a live key's expiry: rewrites the value's expiry digits in place and the key's
+/// expiry, without sending the record back and forth. KEYS[1] key; ARGV: new digits, now
+/// (ms), new expiry (ms). Tombstones are left alone.
+static TOUCH: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local head = redis.call('GETRANGE', KEYS[1], 0, 31)
+if head == '' or (tonumber(string.sub(head, 1, 16), 16) or 0) <= tonumber(ARGV[2])
+   or string.sub(head, 17, 32) == 'ffffffffffffffff' then
+  return 0
+end
+redis.call('SETRANGE', KEYS[1], 0, ARGV[1])
+redis.call('PEXPIREAT', KEYS[1], ARGV[3])
+return 1
+",
+    )
+});
+
+impl RedisStore {
+    /// A builder for a store on the Redis server at `url` (e.g. `redis://127.0.0.1:6379`).
+    pub fn builder(url: impl Into<String>) -> RedisStoreBuilder {
+        RedisStoreBuilder {
+            url: url.into(),
+            prefix: DEFAULT_PREFIX.to_owned(),
+            clock: Arc::new(SystemClock),
+            response_timeout: Duration::from_secs(1),
+            connection_timeout: Duration::from_secs(1),
+        }
+    }
+
+    /// A store on the Redis server at `url` with the default settings.
+    ///
+    /// # Errors
+    ///
+    /// As [`RedisStoreBuilder::build`].
+    pub fn new(url: impl Into<String>) -> Result<Self, StoreError> {
+        Self::builder(url).build()
+    }
+
+    /// The Redis key of a session.
+    #[must_use]
+    pub fn redis_key(&self, key: &TokenHash) -> String {
+        let mut out = String::with_capacity(self.prefix.len() + 64);
+        out.push_str(&self.prefix);
+        out.push_str(key.as_str());
+        out
+    }
+
+    /// `GET`, then the stored value if it is a live record; with the connection's
+    /// generation.
+    async fn get_live(&self, key: &TokenHash) -> Result<Option<(Record, bool)>, StoreError> {
+        let redis_key = self.redis_key(key);
+        let (value, generation) = self
+            .link
+            .run(|mut conn| async move {
+                redis::cmd("GET")
+                    .arg(redis_key)
+                    .query_async::<Option<Vec<u8>>>(&mut conn)
+                    .await
+            })
+            .await?;
+        let Some(value) = value else {
+            return Ok(None);
+        };
+        match value::decode(&value)? {
+            Stored::Tombstone => Ok(None),
+            Stored::Record {
+                expires_ms,
+                generation: written_in,
+                bytes,
+            } => {
+                if expires_ms <= to_millis(self.clock.now()) {
+                    return Ok(None);
+                }
+                let current = written_in == Some(&*generation);
+                value::record(expires_ms, bytes).map(|record| Some((record, current)))
+            }
+        }
+    }
+
+    async fn set_nx(&self, key: &TokenHash, record: &Record) -> Result<bool, StoreError> {
+        let (value, expires_ms) = value::encode(record, STORE_GENERATION)?;
+        let redis_key = self.redis_key(key);
+        let (reply, _) = self
+            .link
+            .run(|mut conn| async move {
+                redis::cmd("SET")
+                    .arg(redis_key)
+                    .arg(value)
+                    .arg("NX")
+                    .arg("PXAT")
+                    .arg(expires_ms.max(1))
+                    .query_async::<Value>(&mut conn)
+                    .await
+            })
+            .await?;
+        Ok(!matches!(reply, Value::Nil))
+    }
+
+    async fn touch_script(
+        &self,
+        key: &TokenHash,
+        expires_at: SystemTime,
+    ) -> Result<bool, StoreError> {
+        let expires_ms = to_millis(expires_at);
+        let mut invocation = TOUCH.key(self.redis_key(key));
+        invocation
+            .arg(hex(expires_ms))
+            .arg(to_millis(self.clock.now()))
+            .arg(expires_ms.max(1));
+        let (touched, _) = self
+            .link
+            .run(|mut conn| async move { invocation.invoke_async::<i64>(&mut conn).await })
+            .await?;
+        Ok(touched == 1)
+    }
+}
+
+impl Store for RedisStore {
+    async fn load(&self, key: &TokenHash) -> Result<Option<Record>, StoreError> {
+        Ok(self.get_live(key).await?.map(|(record, _)| record))
+    }
+
+    async fn create(&self, key: &TokenHash, record: &Record) -> Result<bool, StoreError> {
+        self.set_nx(key, record).await
+    }
+
+    async fn update(
+        &self,
+        key: &TokenHash,
+        expected: u64,
+        record: &Record,
+    ) -> Result<bool, StoreError> {
+        let (value, expires_ms) = value::encode(record, STORE_GENERATION)?;
+        let mut invocation = UPDATE.key(self.redis_key(key));
+        invocation
+            .arg(hex(expected))
+            .arg(value)
+            .arg(expires_ms.max(1));
+        let (updated, _) = self
+            .link
+            .run(|mut conn| async move { invocation.invoke_async::<i64>(&mut conn).await })
+            .await?;
+        Ok(updated == 1)
+    }
+
+    async fn touch(&self, key: &TokenHash, expires_at: SystemTime) -> Result<bool, StoreError> {
+        self.touch_script(key, expires_at).await
+    }
+
+    async fn delete(&self, key: &TokenHash) -> Result<(), StoreError> {
+        let redis_key = self.redis_key(key);
+        self.link
+            .run(|mut conn| async move {
+                redis::cmd("DEL")
+                    .arg(redis_key)
+                    .query_async::<i64>(&mut conn)
+                    .await
+            })
+            .await?;
+        Ok(())
+    }
+
+    async fn cleanup(&self, _limit: usize) -> Result<usize, StoreError> {
+        // Redis expires keys by itself (PXAT on every write).
+        Ok(0)
+    }
+}
+
+impl Cache for RedisStore {
+    async fn get(&self, key: &TokenHash) -> Result<Option<Record>, StoreError> {
+        // An entry of another generation was written before the server restarted.
+        Ok(self
+            .get_live(key)
+            .await?
+            .and_then(|(record, current)| current.then_some(record)))
+    }
+
+    async fn put(&self, key: &TokenHash, record: &Record) -> Result<(), StoreError> {
+        let conn = self.link.conn().await?;
+        let (value, expires_ms) = value::encode(record, &conn.generation)?;
+        let mut invocation = PUT.key(self.redis_key(key));
+        invocation
+            .arg(value)
+            .arg(expires_ms.max(1))
+            .arg(hex(record.version))
+            .arg(&*conn.generation)
+            .arg(to_millis(self.clock.now()));
+        // Written with the generation of the connection it goes through: if that one broke
+        // and another is made, the entry belongs to the old generation and reads as a miss.
+        self.link
+            .run_on(conn, |mut conn| async move {
+                invocation.invoke_async::<i64>(&mut conn).await
+            })
+            .await?;
+        Ok(())
+    }
+
+    async fn touch(&self, key: &TokenHash, expires_at: SystemTime) -> Result<(), StoreError> {
+        self.touch_script(key, expires_at).await.map(drop)
+    }
+
+    async fn invalidate(&self, key: &TokenHash, until: SystemTime) -> Result<(), StoreError> {
+        let conn = self.link.conn().await?;
+        let until_ms = to_millis(until).max(1);
+        let value = value::tombstone(until_ms, &conn.generation);
+        let redis_key = self.redis_key(key);
+        self.link
+            .run_on(conn, |mut conn| async move {
+                redis::cmd("SET")
+                    .arg(redis_key)
+                    .arg(value)
+                    .arg("PXAT")
+                    .arg(until_ms)
+                    .query_async::<()>(&mut conn)
+                    .await
+            })
+            .await?;
+        Ok(())
+    }
+
+    async fn probe(&self) -> Result<(), StoreError> {
+        self.link
+            .run(|mut conn| async move { redis::cmd("PING").query_async::<()>(&mut conn).await })
+            .await
+            .map(drop)
+    }
+}
