@@ -7,13 +7,14 @@
 //!
 //! Options: `--rounds N` (3), `--seconds S` per route (3), `--concurrency C` (32),
 //! `--only a,b` (variant names), `--sessions N` (1: every connection uses one session;
-//! with N > 1, connection `i` uses session `i % N`). `REDIS_URL`/`DATABASE_URL` as in the
-//! tests.
+//! with N > 1, connection `i` uses session `i % N`), `--outage` (latency while the cache
+//! is frozen and killed, see `outage.rs`). `REDIS_URL`/`DATABASE_URL` as in the tests.
 #![forbid(unsafe_code)]
 #![allow(clippy::cast_precision_loss)] // rates and ratios are shown to a few digits
 
 mod instructions;
 mod load;
+mod outage;
 mod scale;
 mod servers;
 mod spin;
@@ -29,6 +30,7 @@ struct Options {
     concurrency: usize,
     only: Option<Vec<String>>,
     scale: Option<u64>,
+    outage: bool,
     sessions: usize,
     /// The busy-polling load generator ([`spin`], the default) or, with `--client tokio`,
     /// the Tokio one ([`load`]).
@@ -45,6 +47,7 @@ fn options() -> Options {
         concurrency: 32,
         only: None,
         scale: None,
+        outage: false,
         sessions: 1,
         spin: true,
     };
@@ -60,6 +63,11 @@ fn options() -> Options {
             "--scale" => opts.scale = value.parse().ok(),
             "--sessions" => opts.sessions = value.parse().unwrap_or(1).max(1),
             "--client" => opts.spin = value != "tokio",
+            "--outage" => {
+                opts.outage = true;
+                i += 1;
+                continue;
+            }
             _ => {}
         }
         i += 2;
@@ -111,6 +119,7 @@ fn main() -> std::io::Result<()> {
     let pin = cores.len() >= 2;
     match opts.scale {
         Some(rows) => runtime.block_on(scale_run(rows, pin)),
+        None if opts.outage => runtime.block_on(outage::run(&opts, pin)),
         None => runtime.block_on(bench(opts, pin)),
     }
 }

@@ -12,7 +12,7 @@ use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
 use ring::hmac;
 use serde_json::value::RawValue;
 use session_core::{
-    store::{apply_changes, Applied, MAX_UPDATE_ATTEMPTS},
+    store::{Applied, MAX_UPDATE_ATTEMPTS},
     Changes, Record, SessionToken, Store, StoreError, TokenHash,
 };
 
@@ -135,14 +135,17 @@ impl<S: Store> StoreBridge<S> {
         ttl: &Duration,
     ) -> Result<SessionKey, anyhow::Error> {
         let expires_at = self.now() + to_std(ttl);
-        match apply_changes(
-            self.store.as_ref(),
-            &loaded.key,
-            loaded.record,
-            changes,
-            expires_at,
-        )
-        .await?
+        match self
+            .settings
+            .write_queue
+            .apply_changes(
+                self.store.as_ref(),
+                &loaded.key,
+                loaded.record,
+                changes,
+                expires_at,
+            )
+            .await?
         {
             Applied::Written { key, .. } => {
                 self.settings.cleanup.after_write(self.store.as_ref()).await;
@@ -296,7 +299,10 @@ impl<S: Store> StoreBridge<S> {
             // Changed or ended meanwhile: undo the successor, save as any other request.
             self.store.delete(&next_hash).await?;
         }
-        self.save_changes(loaded, changes, ttl).await
+        // Without the bookkeeping that recorded the rotation as done: the next request
+        // rotates instead of waiting a whole rotation period.
+        self.save_changes(loaded, &changes.without(crate::meta::META_KEY), ttl)
+            .await
     }
 
     pub(crate) async fn update_ttl(

@@ -11,7 +11,7 @@ use session_core::{
     Clock, SystemClock,
 };
 
-use session_core::Store;
+use session_core::{store::WriteQueue, Store};
 
 use crate::{backend::Backend, SessionLayer};
 
@@ -37,6 +37,8 @@ pub(crate) struct Settings {
     pub(crate) binding_key: BindingKey,
     pub(crate) rotation_key: hmac::Key,
     pub(crate) clock: Arc<dyn Clock>,
+    /// Saves of one session take turns within this layer (see [`WriteQueue`]).
+    pub(crate) write_queue: WriteQueue,
 }
 
 impl Settings {
@@ -350,6 +352,7 @@ impl<S: Store> SessionLayerBuilder<S> {
             binding_key,
             rotation_key,
             clock: self.clock,
+            write_queue: WriteQueue::default(),
         };
         Ok(SessionLayer::from_parts(self.backend, Arc::new(settings)))
     }

@@ -110,28 +110,26 @@ fn binding_inputs<'r>(
     Some((ip, user_agent))
 }
 
-/// The client's IP: the peer address, or, when the peer is a trusted proxy, the right-most
-/// `X-Forwarded-For` entry that is not itself a trusted proxy.
+/// The client's IP: the peer address, or, behind trusted proxies, the right-most
+/// forwarded address that is not itself a trusted proxy
+/// ([`client_ip`](session_core::client_ip::client_ip) has the rule).
 pub(crate) fn client_ip(req: &HttpRequest, settings: &Settings) -> Option<IpAddr> {
     let peer = req.peer_addr().map(|addr| addr.ip())?;
-    if !settings.is_trusted_proxy(peer) {
+    if settings.trusted_proxies.is_empty() {
         return Some(peer);
     }
-    let forwarded: Vec<IpAddr> = req
-        .headers()
-        .get_all("x-forwarded-for")
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .map(|part| part.trim().parse::<IpAddr>())
-        .collect::<Result<_, _>>()
-        .unwrap_or_default();
-    forwarded
-        .iter()
-        .rev()
-        .find(|ip| !settings.is_trusted_proxy(**ip))
-        .or_else(|| forwarded.first())
-        .copied()
-        .or(Some(peer))
+    let headers = req.headers();
+    let values = |name: &'static str| {
+        headers
+            .get_all(name)
+            .filter_map(|value| value.to_str().ok())
+    };
+    Some(session_core::client_ip::client_ip(
+        peer,
+        values("x-forwarded-for"),
+        values("forwarded"),
+        |ip| settings.is_trusted_proxy(ip),
+    ))
 }
 
 /// A response that sets the session cookie must not be cached by shared caches.

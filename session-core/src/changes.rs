@@ -85,6 +85,15 @@ impl Changes {
         self.removed.push(key.into());
     }
 
+    /// These changes without those to `key`.
+    #[must_use]
+    pub fn without(&self, key: &str) -> Self {
+        Self {
+            set: self.set.iter().filter(|(k, _)| k != key).cloned().collect(),
+            removed: self.removed.iter().filter(|k| *k != key).cloned().collect(),
+        }
+    }
+
     /// Whether nothing changed.
     #[must_use]
     pub fn is_empty(&self) -> bool {

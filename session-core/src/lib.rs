@@ -74,6 +74,7 @@
 
 pub mod binding;
 mod changes;
+pub mod client_ip;
 pub mod clock;
 pub mod record;
 pub mod schema;

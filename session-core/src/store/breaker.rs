@@ -106,11 +106,17 @@ impl Breaker {
         self.due_ms.store(due, Ordering::SeqCst);
     }
 
-    /// Claims the background work that is due (a probe while open, a repair pass while
-    /// closed); `false` if none is due or another task holds the claim.
-    pub(crate) fn claim(&self) -> bool {
-        self.state() != CacheState::HalfOpen
-            && self.now_ms() >= self.due_ms.load(Ordering::SeqCst)
+    /// Whether the next probe (while open) or periodic repair pass (while closed) is due.
+    pub(crate) fn due(&self) -> bool {
+        self.now_ms() >= self.due_ms.load(Ordering::SeqCst)
+    }
+
+    /// Claims the background recovery of an open breaker whose probe is due; `false` if
+    /// none is due or another task holds the claim. Give it back with
+    /// [`release`](Self::release), however the task ends (a drop guard).
+    pub(crate) fn try_claim(&self) -> bool {
+        self.state() == CacheState::Open
+            && self.due()
             && self
                 .busy
                 .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
@@ -120,6 +126,13 @@ impl Breaker {
     /// Gives the claim back.
     pub(crate) fn release(&self) {
         self.busy.store(false, Ordering::SeqCst);
+    }
+
+    /// Open, with the next probe due at once: a repair that stopped short resumes without
+    /// a backoff.
+    pub(crate) fn trip_now(&self) {
+        self.due_ms.store(0, Ordering::SeqCst);
+        self.state.store(OPEN, Ordering::SeqCst);
     }
 }
 
@@ -131,17 +144,19 @@ mod tests {
     fn lifecycle() {
         let breaker = Breaker::new(Duration::from_secs(60), Duration::from_secs(600));
         assert_eq!(breaker.state(), CacheState::Open);
-        assert!(breaker.claim(), "a probe is due at once");
-        assert!(!breaker.claim(), "one claim at a time");
+        assert!(breaker.try_claim(), "a probe is due at once");
+        assert!(!breaker.try_claim(), "one claim at a time");
         breaker.half_open();
         assert_eq!(breaker.state(), CacheState::HalfOpen);
         breaker.close(Duration::from_secs(60));
         breaker.release();
         assert_eq!(breaker.state(), CacheState::Closed);
-        assert!(!breaker.claim(), "the next repair pass is a minute away");
+        assert!(!breaker.due(), "the next repair pass is a minute away");
         breaker.trip();
         assert_eq!(breaker.state(), CacheState::Open);
-        assert!(!breaker.claim(), "backoff before the next probe");
+        assert!(!breaker.try_claim(), "backoff before the next probe");
+        breaker.trip_now();
+        assert!(breaker.try_claim(), "due at once after trip_now");
     }
 
     #[test]

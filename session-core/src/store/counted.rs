@@ -205,9 +205,13 @@ impl<S: Durable> Durable for Counted<S> {
         self.inner.mark_stale(key).await
     }
 
-    async fn stale_marks(&self, limit: usize) -> Result<Vec<StaleMark>, StoreError> {
+    async fn stale_marks(
+        &self,
+        after: Option<&TokenHash>,
+        limit: usize,
+    ) -> Result<Vec<StaleMark>, StoreError> {
         bump(&self.counts.repair_log);
-        self.inner.stale_marks(limit).await
+        self.inner.stale_marks(after, limit).await
     }
 
     async fn clear_stale(&self, mark: &StaleMark) -> Result<(), StoreError> {

@@ -197,9 +197,21 @@ pub trait Cache: Send + Sync + 'static {
 pub struct StaleMark {
     /// The session whose cache entry may be stale.
     pub key: TokenHash,
-    /// Raised by every mark of the same key, so that clearing a mark that was read never
-    /// clears a newer one.
+    /// A random value drawn anew by every mark of the key, so that clearing a mark that
+    /// was read never clears a newer one (a counter restarting after a clear could repeat).
     pub seq: i64,
+}
+
+/// A fresh [`StaleMark::seq`].
+///
+/// # Errors
+///
+/// [`StoreError::Unavailable`] if the operating system's random source fails.
+pub fn stale_seq() -> Result<i64, StoreError> {
+    let mut bytes = [0u8; 8];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
+        .map_err(|_| StoreError::unavailable("the random source failed"))?;
+    Ok(i64::from_le_bytes(bytes))
 }
 
 /// A [`Store`] fit to be the durable tier of a [`TieredStore`](crate::store::TieredStore):
@@ -209,20 +221,23 @@ pub struct StaleMark {
 /// could not be updated) and read by whichever instance reaches the cache first, so the
 /// repair does not depend on the memory of the process that saw the outage.
 pub trait Durable: Store {
-    /// Records that the cache entry of `key` may be stale (an upsert raising its `seq`).
+    /// Records that the cache entry of `key` may be stale (an upsert with a new
+    /// [`stale_seq`]).
     ///
     /// # Errors
     ///
     /// [`StoreError::Unavailable`] if the backend cannot answer.
     fn mark_stale(&self, key: &TokenHash) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Up to `limit` marks, in no particular order.
+    /// Up to `limit` marks whose key sorts after `after` (all, for `None`), in key order:
+    /// one page of the log. Rows that name no valid key are removed, not returned.
     ///
     /// # Errors
     ///
     /// [`StoreError::Unavailable`] if the backend cannot answer.
     fn stale_marks(
         &self,
+        after: Option<&TokenHash>,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<StaleMark>, StoreError>> + Send;
 

@@ -1,7 +1,7 @@
 //! [`MemoryStore`]: an in-process store on moka, the embedded cache tier.
 
 use std::{
-    collections::HashMap,
+    collections::BTreeMap,
     sync::{Arc, Mutex, PoisonError},
     time::{Duration, Instant, SystemTime},
 };
@@ -48,7 +48,7 @@ pub struct MemoryStore {
     cache: MokaCache<TokenHash, Entry>,
     clock: Arc<dyn Clock>,
     /// The repair log, when this store stands in for a durable tier (tests).
-    stale: Arc<Mutex<HashMap<TokenHash, i64>>>,
+    stale: Arc<Mutex<BTreeMap<TokenHash, i64>>>,
 }
 
 #[derive(Clone)]
@@ -210,7 +210,7 @@ impl MemoryStore {
         replaced
     }
 
-    fn lock_stale(&self) -> std::sync::MutexGuard<'_, HashMap<TokenHash, i64>> {
+    fn lock_stale(&self) -> std::sync::MutexGuard<'_, BTreeMap<TokenHash, i64>> {
         // A panic while holding this lock cannot leave the map inconsistent.
         self.stale.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -338,14 +338,21 @@ impl Cache for MemoryStore {
 /// The repair log in memory: for tests that use a memory store as the durable tier.
 impl Durable for MemoryStore {
     async fn mark_stale(&self, key: &TokenHash) -> Result<(), StoreError> {
-        *self.lock_stale().entry(key.clone()).or_insert(0) += 1;
+        let seq = super::stale_seq()?;
+        self.lock_stale().insert(key.clone(), seq);
         Ok(())
     }
 
-    async fn stale_marks(&self, limit: usize) -> Result<Vec<StaleMark>, StoreError> {
+    async fn stale_marks(
+        &self,
+        after: Option<&TokenHash>,
+        limit: usize,
+    ) -> Result<Vec<StaleMark>, StoreError> {
+        use std::ops::Bound;
+        let start = after.map_or(Bound::Unbounded, Bound::Excluded);
         Ok(self
             .lock_stale()
-            .iter()
+            .range((start, Bound::Unbounded))
             .take(limit)
             .map(|(key, seq)| StaleMark {
                 key: key.clone(),

@@ -9,6 +9,7 @@ mod error;
 #[cfg(feature = "testing")]
 mod faulty;
 mod interface;
+mod queue;
 mod tiered;
 
 #[cfg(feature = "memory")]
@@ -28,7 +29,8 @@ pub use cleanup::{spawn_cleanup, CleanupPolicy, CleanupTask};
 pub use counted::{Counted, OpCounts};
 #[cfg(feature = "testing")]
 pub use faulty::Faulty;
-pub use interface::{Cache, Durable, StaleMark, Store};
+pub use interface::{stale_seq, Cache, Durable, StaleMark, Store};
+pub use queue::WriteQueue;
 pub use tiered::{TierStats, TieredStore, TieredStoreBuilder};
 
 #[cfg(feature = "redis")]

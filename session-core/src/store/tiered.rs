@@ -10,7 +10,7 @@ use std::{
 
 use super::{
     breaker::{Breaker, CacheState},
-    Durable,
+    Durable, StaleMark,
 };
 use crate::{Cache, Clock, Record, Store, StoreError, SystemClock, TokenHash};
 
@@ -85,8 +85,11 @@ struct Inner<C, D> {
     cache: C,
     durable: D,
     breaker: Breaker,
-    /// The first repair pass, which every operation waits for.
+    /// The start-up probe and first page of the repair log, which every operation waits
+    /// for.
     started: tokio::sync::OnceCell<()>,
+    /// Held by the periodic repair pass, which runs before the cache is read again.
+    pass: tokio::sync::Mutex<()>,
     repair_interval: Duration,
     tombstone_ttl: Duration,
     clock: Arc<dyn Clock>,
@@ -175,6 +178,7 @@ impl<C: Cache, D: Durable> TieredStoreBuilder<C, D> {
                 durable: self.durable,
                 breaker: Breaker::new(self.retry_after, self.max_retry_after),
                 started: tokio::sync::OnceCell::new(),
+                pass: tokio::sync::Mutex::new(()),
                 repair_interval: self.repair_interval,
                 tombstone_ttl: self.tombstone_ttl,
                 clock: self.clock,
@@ -188,9 +192,10 @@ impl<C: Cache, D: Durable> TieredStoreBuilder<C, D> {
     }
 }
 
-/// How many repair-log marks one pass reads at a time, and how many batches it takes.
-const REPAIR_BATCH: usize = 100;
-const REPAIR_BATCHES: usize = 100;
+/// How many repair-log marks one page holds, and how many pages one pass reads at most
+/// (a pass that stops short leaves the cache untrusted and resumes later).
+const REPAIR_PAGE: usize = 100;
+const REPAIR_PAGES: usize = 10_000;
 
 /// What a durable write asks of the cache.
 #[derive(Clone, Copy)]
@@ -243,9 +248,9 @@ impl<C: Cache, D: Durable> TieredStore<C, D> {
         }
     }
 
-    /// Probes the cache and runs a repair pass now, if it is not trusted; then a repair
-    /// pass in any case. What the background task does; for start-up code that wants the
-    /// cache trusted before serving, and for tests.
+    /// Probes the cache if it is not trusted, and runs a whole repair pass now; the cache
+    /// is trusted once the pass reached the end of the repair log. What the background task
+    /// does; for start-up code that wants the cache trusted before serving, and for tests.
     ///
     /// # Errors
     ///
@@ -256,47 +261,90 @@ impl<C: Cache, D: Durable> TieredStore<C, D> {
         self.inner.recover().await
     }
 
-    /// Waits for the start-up repair, and starts the background work that is due.
+    /// Waits for the start-up check, runs the periodic repair pass when it is due, and
+    /// starts the background recovery of a skipped cache when its probe is due.
     async fn ready(&self) {
         let inner = &self.inner;
-        inner
-            .started
-            .get_or_init(|| async {
-                if let Err(err) = inner.recover().await {
-                    tracing::warn!(error = %err, "session cache not trusted at start-up");
-                }
-            })
-            .await;
-        if !inner.breaker.claim() {
+        inner.started.get_or_init(|| inner.start()).await;
+        if !inner.breaker.due() {
             return;
         }
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            inner.breaker.release();
-            return;
-        };
-        let inner = Arc::clone(inner);
-        runtime.spawn(async move {
-            let result = if inner.breaker.state() == CacheState::Closed {
-                inner.repair_pass().await
-            } else {
-                inner.recover().await
-            };
-            if let Err(err) = result {
-                tracing::debug!(error = %err, "session cache repair deferred");
+        match inner.breaker.state() {
+            CacheState::Closed => {
+                // Another instance may have written around the cache since the last pass:
+                // read the repair log before the cache is read again. One statement, once
+                // per interval; concurrent requests wait for the same pass.
+                let _pass = inner.pass.lock().await;
+                if inner.breaker.state() == CacheState::Closed && inner.breaker.due() {
+                    if let Err(err) = inner.repair_pass(REPAIR_PAGES).await {
+                        tracing::warn!(error = %err, "session cache repair pass failed; not trusting the cache");
+                        inner.breaker.trip();
+                    }
+                }
             }
-            inner.breaker.release();
-        });
+            CacheState::Open => Inner::spawn_recovery(inner),
+            CacheState::HalfOpen => {}
+        }
+    }
+}
+
+/// A recovery task's claim on the breaker, given back on drop.
+struct Claimed<C, D>(Arc<Inner<C, D>>);
+
+impl<C, D> Drop for Claimed<C, D> {
+    fn drop(&mut self) {
+        self.0.breaker.release();
     }
 }
 
 impl<C: Cache, D: Durable> Inner<C, D> {
+    /// At start-up: probe the cache and read the first page of the repair log inline (an
+    /// empty log, the usual case, costs one statement); a longer repair continues in the
+    /// background while reads go to the durable store.
+    async fn start(&self) {
+        if let Err(err) = self.cache.probe().await {
+            self.cache_failed("probe", &err);
+            return;
+        }
+        self.breaker.half_open();
+        match self.repair_pass(1).await {
+            Ok(true) => self.breaker.close(self.repair_interval),
+            Ok(false) => {
+                self.breaker.trip_now();
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "session cache not trusted at start-up");
+                self.breaker.trip();
+            }
+        }
+    }
+
+    /// Starts [`recover`](Self::recover) in the background, if its probe is due and no
+    /// other task runs it.
+    fn spawn_recovery(self: &Arc<Self>) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if !self.breaker.try_claim() {
+            return;
+        }
+        // Released when the task ends, or is dropped unfinished with its runtime.
+        let claim = Claimed(Arc::clone(self));
+        runtime.spawn(async move {
+            if let Err(err) = claim.0.recover().await {
+                tracing::debug!(error = %err, "session cache recovery deferred");
+            }
+        });
+    }
+
     fn cache_failed(&self, op: &str, err: &StoreError) {
         self.errors.fetch_add(1, Ordering::Relaxed);
         self.breaker.trip();
         tracing::warn!(op, error = %err, "session cache failed; skipping it until it answers again");
     }
 
-    /// Probe, repair, trust: the way back from an open breaker.
+    /// Probe, repair, trust: the way back from an open breaker. Any failure leaves it
+    /// open, with the next probe after the backoff.
     async fn recover(&self) -> Result<(), StoreError> {
         if self.breaker.state() == CacheState::Open {
             if let Err(err) = self.cache.probe().await {
@@ -305,43 +353,68 @@ impl<C: Cache, D: Durable> Inner<C, D> {
             }
             self.breaker.half_open();
         }
-        let repaired = self.repair_pass().await;
-        if repaired.is_ok() {
-            self.breaker.close(self.repair_interval);
-            tracing::debug!("session cache trusted");
+        match self.repair_pass(REPAIR_PAGES).await {
+            Ok(true) => {
+                self.breaker.close(self.repair_interval);
+                tracing::debug!("session cache trusted");
+                Ok(())
+            }
+            Ok(false) => {
+                self.breaker.trip_now();
+                Ok(())
+            }
+            Err(err) => {
+                self.breaker.trip();
+                Err(err)
+            }
         }
-        repaired
     }
 
-    /// Refreshes every key in the durable repair log from the durable store, then clears
-    /// its mark (unless it was marked again meanwhile).
-    async fn repair_pass(&self) -> Result<(), StoreError> {
+    /// Refreshes every key in the durable repair log from the durable store, page by page
+    /// in key order, clearing each mark unless it was marked again meanwhile. `true` once
+    /// it reached the end of the log; `false` if it stopped after `pages` pages.
+    async fn repair_pass(&self, pages: usize) -> Result<bool, StoreError> {
         self.breaker.schedule(self.repair_interval);
-        for _ in 0..REPAIR_BATCHES {
-            let marks = self.durable.stale_marks(REPAIR_BATCH).await?;
+        let mut after: Option<TokenHash> = None;
+        for _ in 0..pages {
+            let marks = self
+                .durable
+                .stale_marks(after.as_ref(), REPAIR_PAGE)
+                .await?;
+            let Some(last) = marks.last() else {
+                return Ok(true);
+            };
+            after = Some(last.key.clone());
             for mark in &marks {
-                let mirrored = match self.durable.reload(&mark.key).await? {
-                    Some(record) => self.cache.put(&mark.key, &record).await,
-                    None => {
-                        self.cache
-                            .invalidate(&mark.key, self.tombstone_until())
-                            .await
-                    }
-                };
-                if let Err(err) = mirrored {
-                    self.cache_failed("repair", &err);
-                    return Err(err);
-                }
-                self.durable.clear_stale(mark).await?;
-                self.repaired.fetch_add(1, Ordering::Relaxed);
+                self.repair_one(mark).await?;
             }
-            if marks.len() < REPAIR_BATCH {
-                if !marks.is_empty() {
-                    tracing::info!(keys = marks.len(), "session cache repaired");
-                }
-                return Ok(());
-            }
+            tracing::info!(keys = marks.len(), "session cache entries repaired");
         }
+        Ok(false)
+    }
+
+    /// Puts the durable copy of one marked key into the cache (a tombstone if it is gone or
+    /// unreadable), then clears the mark.
+    async fn repair_one(&self, mark: &StaleMark) -> Result<(), StoreError> {
+        let current = match self.durable.reload(&mark.key).await {
+            Ok(current) => current,
+            Err(err) if err.is_corrupt() => None,
+            Err(err) => return Err(err),
+        };
+        let mirrored = match current {
+            Some(record) => self.cache.put(&mark.key, &record).await,
+            None => {
+                self.cache
+                    .invalidate(&mark.key, self.tombstone_until())
+                    .await
+            }
+        };
+        if let Err(err) = mirrored {
+            self.cache_failed("repair", &err);
+            return Err(err);
+        }
+        self.durable.clear_stale(mark).await?;
+        self.repaired.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 
@@ -473,7 +546,13 @@ impl<C: Cache, D: Durable> Store for TieredStore<C, D> {
     async fn delete(&self, key: &TokenHash) -> Result<(), StoreError> {
         self.ready().await;
         let s = &*self.inner;
-        s.durable.delete(key).await?;
+        if let Err(err) = s.durable.delete(key).await {
+            // It may have been applied: the cached copy is not to be trusted.
+            if s.breaker.state() != CacheState::Open {
+                let _ = s.mirror_once(key, Mirror::Invalidate).await;
+            }
+            return Err(err);
+        }
         s.mirror(key, Mirror::Invalidate).await
     }
 

@@ -139,15 +139,19 @@ return 1
 
 /// The forward-only cache write. KEYS[1] key; ARGV: value, expiry (ms), version,
 /// generation, now (ms). Refused over a live entry (by the store's clock) of the same
-/// generation holding the same or a newer version; a tombstone is newer than all.
+/// generation holding the same or a newer version, and over a live tombstone of any
+/// generation (a delete must win over a refill that read before it, across a restart).
 static PUT: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 local head = redis.call('GETRANGE', KEYS[1], 0, 47)
 if string.len(head) == 48 and string.sub(head, 17, 17) ~= '{'
-   and (tonumber(string.sub(head, 1, 16), 16) or 0) > tonumber(ARGV[5])
-   and string.sub(head, 33, 48) == ARGV[4] and string.sub(head, 17, 32) >= ARGV[3] then
-  return 0
+   and (tonumber(string.sub(head, 1, 16), 16) or 0) > tonumber(ARGV[5]) then
+  local version = string.sub(head, 17, 32)
+  if version == 'ffffffffffffffff'
+     or (string.sub(head, 33, 48) == ARGV[4] and version >= ARGV[3]) then
+    return 0
+  end
 end
 redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[2])
 return 1

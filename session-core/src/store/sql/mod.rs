@@ -45,8 +45,8 @@ pub const DEFAULT_TABLE: &str = "sessions";
 /// | `delete`  | `DELETE … WHERE id = ?`                                                |
 /// | `cleanup` | `DELETE … WHERE id IN (SELECT id … WHERE expires_hour <= now's hour AND expires_at <= now LIMIT n)` |
 ///
-/// | `mark_stale`  | `INSERT INTO <table>_stale … ON CONFLICT (id) DO UPDATE SET seq = seq + 1` |
-/// | `stale_marks` | `SELECT id, seq FROM <table>_stale LIMIT n`                        |
+/// | `mark_stale`  | `INSERT INTO <table>_stale … ON CONFLICT (id) DO UPDATE SET seq = excluded.seq` |
+/// | `stale_marks` | `SELECT id, seq FROM <table>_stale WHERE id > ? ORDER BY id LIMIT n` |
 /// | `clear_stale` | `DELETE FROM <table>_stale WHERE id = ? AND seq = ?`                |
 ///
 /// Every statement, pool checkout included, is bounded by the
@@ -245,6 +245,7 @@ struct Statements {
     stale_table: String,
     mark_stale: String,
     stale_marks: String,
+    drop_stale: String,
     clear_stale: String,
     drop_old_index: String,
     create_index: String,
@@ -292,11 +293,17 @@ impl Statements {
                  (id TEXT PRIMARY KEY NOT NULL, seq {expiry_type} NOT NULL)"
             ),
             mark_stale: format!(
-                "INSERT INTO {stale} AS cur (id, seq) VALUES ({}, 1) \
-                 ON CONFLICT (id) DO UPDATE SET seq = cur.seq + 1",
-                p(1)
+                "INSERT INTO {stale} (id, seq) VALUES ({}, {}) \
+                 ON CONFLICT (id) DO UPDATE SET seq = excluded.seq",
+                p(1),
+                p(2)
             ),
-            stale_marks: format!("SELECT id, seq FROM {stale} LIMIT {}", p(1)),
+            stale_marks: format!(
+                "SELECT id, seq FROM {stale} WHERE id > {} ORDER BY id LIMIT {}",
+                p(1),
+                p(2)
+            ),
+            drop_stale: format!("DELETE FROM {stale} WHERE id = {}", p(1)),
             clear_stale: format!("DELETE FROM {stale} WHERE id = {} AND seq = {}", p(1), p(2)),
             stale_table: stale,
             table: table.to_owned(),
@@ -551,10 +558,12 @@ macro_rules! impl_sql_store {
 
         impl $crate::store::Durable for $crate::store::SqlStore<$db> {
             async fn mark_stale(&self, key: &$crate::TokenHash) -> Result<(), $crate::StoreError> {
+                let seq = $crate::store::stale_seq()?;
                 super::bounded(
                     self.timeout,
                     sqlx::query(&self.sql.mark_stale)
                         .bind(key.as_str())
+                        .bind(seq)
                         .execute(&self.pool),
                 )
                 .await?;
@@ -563,23 +572,50 @@ macro_rules! impl_sql_store {
 
             async fn stale_marks(
                 &self,
+                after: Option<&$crate::TokenHash>,
                 limit: usize,
             ) -> Result<Vec<$crate::store::StaleMark>, $crate::StoreError> {
-                let rows: Vec<(String, i64)> = super::bounded(
-                    self.timeout,
-                    sqlx::query_as(&self.sql.stale_marks)
-                        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-                        .fetch_all(&self.pool),
-                )
-                .await?;
-                Ok(rows
-                    .into_iter()
-                    .filter_map(|(id, seq)| {
-                        // Rows this crate did not write are skipped, not trusted.
-                        let key = $crate::TokenHash::from_stored(&id)?;
-                        Some($crate::store::StaleMark { key, seq })
-                    })
-                    .collect())
+                let mut after = after.map_or_else(String::new, |key| key.as_str().to_owned());
+                let limit_i64 = i64::try_from(limit).unwrap_or(i64::MAX);
+                // Rows this crate did not write are removed, then the page is read again.
+                for _ in 0..64 {
+                    let rows: Vec<(String, i64)> = super::bounded(
+                        self.timeout,
+                        sqlx::query_as(&self.sql.stale_marks)
+                            .bind(&after)
+                            .bind(limit_i64)
+                            .fetch_all(&self.pool),
+                    )
+                    .await?;
+                    let mut marks = Vec::with_capacity(rows.len());
+                    let mut foreign = Vec::new();
+                    for (id, seq) in rows {
+                        match $crate::TokenHash::from_stored(&id) {
+                            Some(key) => marks.push($crate::store::StaleMark { key, seq }),
+                            None => foreign.push(id),
+                        }
+                    }
+                    if foreign.is_empty() {
+                        return Ok(marks);
+                    }
+                    for id in &foreign {
+                        tracing::warn!("repair log row that names no session removed");
+                        super::bounded(
+                            self.timeout,
+                            sqlx::query(&self.sql.drop_stale)
+                                .bind(id)
+                                .execute(&self.pool),
+                        )
+                        .await?;
+                    }
+                    if !marks.is_empty() {
+                        return Ok(marks);
+                    }
+                    if let Some(last) = foreign.last() {
+                        after.clone_from(last);
+                    }
+                }
+                Ok(Vec::new())
             }
 
             async fn clear_stale(
@@ -641,7 +677,10 @@ mod tests {
         assert!(pg.update.contains("version = $6 AND"));
         assert!(pg
             .mark_stale
-            .starts_with("INSERT INTO auth.sessions_stale AS cur"));
+            .starts_with("INSERT INTO auth.sessions_stale (id, seq)"));
+        assert!(pg
+            .stale_marks
+            .contains("WHERE id > $1 ORDER BY id LIMIT $2"));
         assert!(pg.cleanup.ends_with("LIMIT $3 FOR UPDATE SKIP LOCKED)"));
         assert!(pg
             .create_index

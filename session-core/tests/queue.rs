@@ -1,0 +1,90 @@
+//! WriteQueue: parallel saves of one session in one process take turns instead of
+//! conflicting, and a write by another process is still caught by the version.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
+mod common;
+
+use std::{sync::Arc, time::Duration};
+
+use serde_json::value::to_raw_value;
+use session_core::{
+    store::{Applied, Counted, WriteQueue},
+    Changes, Clock, ManualClock, Record, SessionToken, Store,
+};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_saves_of_one_session_cost_one_statement_each() {
+    let clock = ManualClock::starting_now();
+    let store = Arc::new(Counted::new(common::sqlite_store(&clock).await));
+    let queue = Arc::new(WriteQueue::default());
+    let key = SessionToken::generate().unwrap().hash();
+    let now = clock.now();
+    let base = Record::new(now, now + Duration::from_secs(600));
+    assert!(store.create(&key, &base).await.unwrap());
+    store.take_counts();
+    // 32 requests that all loaded version 1.
+    let writers = (0..32).map(|i| {
+        let (store, queue, key, base) = (
+            Arc::clone(&store),
+            Arc::clone(&queue),
+            key.clone(),
+            base.clone(),
+        );
+        tokio::spawn(async move {
+            let mut changes = Changes::new();
+            changes.set(format!("k{i}"), to_raw_value(&i).unwrap());
+            let expires = base.expires_at;
+            queue
+                .apply_changes(&*store, &key, base, &changes, expires)
+                .await
+                .unwrap()
+        })
+    });
+    for writer in futures::future::join_all(writers).await {
+        assert!(matches!(writer.unwrap(), Applied::Written { .. }));
+    }
+    let counts = store.take_counts();
+    assert_eq!(
+        (counts.update, counts.load),
+        (32, 0),
+        "no conflict, no reload: {counts:?}"
+    );
+    let last = store.load(&key).await.unwrap().unwrap();
+    assert_eq!(last.version, 33);
+    assert_eq!(last.state.len(), 32, "every change survived");
+}
+
+#[tokio::test]
+async fn a_write_from_another_process_is_still_caught() {
+    let clock = ManualClock::starting_now();
+    let store = common::sqlite_store(&clock).await;
+    let queue = WriteQueue::default();
+    let key = SessionToken::generate().unwrap().hash();
+    let now = clock.now();
+    let base = Record::new(now, now + Duration::from_secs(600));
+    assert!(store.create(&key, &base).await.unwrap());
+    let set = |k: &str| {
+        let mut changes = Changes::new();
+        changes.set(k, to_raw_value(&1).unwrap());
+        changes
+    };
+    let expires = base.expires_at;
+    queue
+        .apply_changes(&store, &key, base.clone(), &set("here"), expires)
+        .await
+        .unwrap();
+    // Another process writes version 3 behind this queue's back.
+    let mut other = store.load(&key).await.unwrap().unwrap().next_version();
+    other.insert("there", &1).unwrap();
+    assert!(store.update(&key, 2, &other).await.unwrap());
+    // The queue's remembered version 2 is stale: the store refuses it, the retry merges.
+    queue
+        .apply_changes(&store, &key, base, &set("again"), expires)
+        .await
+        .unwrap();
+    let last = store.load(&key).await.unwrap().unwrap();
+    assert_eq!(last.version, 4);
+    for k in ["here", "there", "again"] {
+        assert_eq!(last.get::<u32>(k).unwrap(), Some(1), "{k}");
+    }
+}
