@@ -126,6 +126,16 @@ impl<S: Store> StoreBridge<S> {
         Ok(record)
     }
 
+    /// Refuses a state larger than the layer's `max_record_bytes`: nothing is stored.
+    fn check_size(&self, state: &State) -> Result<(), RecordTooLarge> {
+        let size: usize = state.iter().map(|(k, v)| k.len() + v.len()).sum();
+        let max = self.settings.max_record_bytes;
+        if size > max {
+            return Err(RecordTooLarge { size, max });
+        }
+        Ok(())
+    }
+
     /// Writes `changes` onto the loaded record (retrying on top of concurrent writes) and
     /// returns the token of wherever they landed.
     async fn save_changes(
@@ -183,6 +193,8 @@ impl<S: Store> StoreBridge<S> {
     }
 
     pub(crate) async fn save(&self, state: State, ttl: &Duration) -> Result<SessionKey, SaveError> {
+        self.check_size(&state)
+            .map_err(|err| SaveError::Other(err.into()))?;
         let record = self
             .record(state, self.now(), ttl)
             .map_err(|err| SaveError::Serialization(err.into()))?;
@@ -210,6 +222,7 @@ impl<S: Store> StoreBridge<S> {
         state: State,
         ttl: &Duration,
     ) -> Result<SessionKey, anyhow::Error> {
+        self.check_size(&state)?;
         let ctx = RequestContext::current();
         let loaded = ctx.as_ref().and_then(|ctx| ctx.loaded.borrow_mut().take());
 
@@ -334,6 +347,14 @@ impl<S: Store> StoreBridge<S> {
         }
         Ok(())
     }
+}
+
+/// A session that would not fit the layer's `max_record_bytes`.
+#[derive(Debug, thiserror::Error)]
+#[error("session of {size} bytes exceeds max_record_bytes ({max}); nothing was stored")]
+struct RecordTooLarge {
+    size: usize,
+    max: usize,
 }
 
 /// actix-session's state (JSON text per key) as session-core's.

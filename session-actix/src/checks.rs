@@ -13,7 +13,7 @@ use crate::{
     config::Settings,
     context::RequestContext,
     flash::FlashMessage,
-    meta::{is_reserved, SessionMeta, FLASH_KEY, META_KEY},
+    meta::{SessionMeta, FLASH_KEY, META_KEY},
 };
 
 /// Runs inside actix-session's middleware.
@@ -74,7 +74,12 @@ where
             let meta = match session.get::<SessionMeta>(META_KEY) {
                 Ok(meta) => meta,
                 Err(_) => {
-                    tracing::warn!("session metadata does not decode; treating as absent");
+                    // Metadata that cannot be checked refuses the session (fail closed).
+                    tracing::warn!(
+                        "session metadata does not decode; continuing with a fresh session"
+                    );
+                    session.clear();
+                    ctx.detach.set(Some(true));
                     None
                 }
             };
@@ -118,11 +123,12 @@ where
 
             let res = service.call(req).await?;
 
-            // A session that now holds data gets its metadata (created, bound, issued).
+            // A session that now holds anything, flash messages included, gets its
+            // metadata (created, bound, issued): a pending flash is bound like any data.
             let session = res.request().get_session();
             if session.status() != SessionStatus::Purged
                 && !session.contains_key(META_KEY)
-                && session.entries().keys().any(|key| !is_reserved(key))
+                && session.entries().keys().any(|key| key != META_KEY)
             {
                 let fingerprint = crate::guard::fingerprint(res.request(), &settings);
                 session.insert(META_KEY, SessionMeta::fresh(now, fingerprint))?;

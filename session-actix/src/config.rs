@@ -39,6 +39,30 @@ pub(crate) struct Settings {
     pub(crate) clock: Arc<dyn Clock>,
     /// Saves of one session take turns within this layer (see [`WriteQueue`]).
     pub(crate) write_queue: WriteQueue,
+    pub(crate) max_record_bytes: usize,
+}
+
+/// The default of [`SessionLayerBuilder::max_record_bytes`]: 64 KiB.
+pub const DEFAULT_MAX_RECORD_BYTES: usize = 64 * 1024;
+
+/// A 32-byte sub-key of the cookie key for one use, by HKDF-SHA256 (RFC 5869) with a label
+/// of its own. Never an HMAC of a label under the cookie's signing key: that is the MAC a
+/// signed cookie holding the label would carry, so anything that signs chosen values with
+/// the cookie key would hand out the sub-key.
+fn derive_key(key: &Key, label: &[u8]) -> Result<[u8; 32], ConfigError> {
+    struct Len32;
+    impl ring::hkdf::KeyType for Len32 {
+        fn len(&self) -> usize {
+            32
+        }
+    }
+    let prk = ring::hkdf::Salt::new(ring::hkdf::HKDF_SHA256, b"session-actix sub-keys v2")
+        .extract(key.master());
+    let mut out = [0u8; 32];
+    prk.expand(&[label], Len32)
+        .and_then(|okm| okm.fill(&mut out))
+        .map_err(|_| ConfigError::KeyDerivation)?;
+    Ok(out)
 }
 
 impl Settings {
@@ -71,6 +95,21 @@ pub enum ConfigError {
     /// The cookie name is empty or holds characters a cookie name cannot.
     #[error("invalid cookie name {0:?}")]
     CookieName(String),
+    /// Ids would rotate more often than a rotated-away id stays valid, so a client two
+    /// rotations behind (a slow tab) would lose its session inside the grace window.
+    #[error(
+        "token_rotation ({rotation:?}) must be longer than rotation_grace ({grace:?}): \
+         lengthen the rotation period or shorten the grace window"
+    )]
+    RotationShorterThanGrace {
+        /// The rotation period.
+        rotation: Duration,
+        /// The grace window.
+        grace: Duration,
+    },
+    /// The sub-keys could not be derived from the cookie key.
+    #[error("could not derive the layer's keys from the cookie key")]
+    KeyDerivation,
 }
 
 /// Builds a [`SessionLayer`]. Made by [`SessionLayer::builder`] or
@@ -116,6 +155,7 @@ pub struct SessionLayerBuilder<S> {
     integrate_flash: bool,
     binding: BindingPolicy,
     trusted_proxies: Vec<(IpAddr, u8)>,
+    max_record_bytes: usize,
     clock: Arc<dyn Clock>,
 }
 
@@ -151,6 +191,7 @@ impl<S: Store> SessionLayerBuilder<S> {
                 ..BindingPolicy::default()
             },
             trusted_proxies: Vec::new(),
+            max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
             clock: Arc::new(SystemClock),
         }
     }
@@ -286,6 +327,15 @@ impl<S: Store> SessionLayerBuilder<S> {
         self
     }
 
+    /// The largest session a server-side store keeps, in bytes of its keys and JSON values.
+    /// A request that would save more gets an error (an opaque `500`, details in the log)
+    /// and nothing is stored, so one oversized value cannot slow every later request of
+    /// the session. Default: 64 KiB ([`DEFAULT_MAX_RECORD_BYTES`]).
+    pub fn max_record_bytes(mut self, max: usize) -> Self {
+        self.max_record_bytes = max;
+        self
+    }
+
     /// The clock for timeouts and rotation. Default: the system clock.
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.clock = Arc::new(clock);
@@ -321,16 +371,16 @@ impl<S: Store> SessionLayerBuilder<S> {
         if self.token_ttl.is_some_and(|ttl| ttl.is_zero()) {
             return Err(ConfigError::ZeroDuration("token_rotation"));
         }
-        // Independent keys for each use, derived from the cookie key's signing half.
-        let derive = |label: &[u8]| {
-            let master = hmac::Key::new(hmac::HMAC_SHA256, self.key.signing());
-            hmac::sign(&master, label)
-        };
-        let binding_key = BindingKey::new(derive(b"session-actix binding v1").as_ref());
-        let rotation_key = hmac::Key::new(
-            hmac::HMAC_SHA256,
-            derive(b"session-actix rotation v1").as_ref(),
-        );
+        if let Some(rotation) = self.token_ttl {
+            if self.backend.is_server_side() && rotation <= self.rotation_grace {
+                return Err(ConfigError::RotationShorterThanGrace {
+                    rotation,
+                    grace: self.rotation_grace,
+                });
+            }
+        }
+        let binding_key = BindingKey::new(&derive_key(&self.key, b"binding")?);
+        let rotation_key = hmac::Key::new(hmac::HMAC_SHA256, &derive_key(&self.key, b"rotation")?);
         let settings = Settings {
             cookie_name: self.cookie_name,
             cookie_secure: self.cookie_secure,
@@ -353,7 +403,42 @@ impl<S: Store> SessionLayerBuilder<S> {
             rotation_key,
             clock: self.clock,
             write_queue: WriteQueue::default(),
+            max_record_bytes: self.max_record_bytes,
         };
         Ok(SessionLayer::from_parts(self.backend, Arc::new(settings)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The sub-keys are not what the cookie key signs: the MAC of a signed cookie whose
+    /// value is a label (the derivation of earlier releases) is not a sub-key.
+    #[test]
+    fn sub_keys_are_not_cookie_macs() {
+        let key = Key::generate();
+        let signing = hmac::Key::new(hmac::HMAC_SHA256, key.signing());
+        let derived = [
+            derive_key(&key, b"binding").unwrap(),
+            derive_key(&key, b"rotation").unwrap(),
+        ];
+        assert_ne!(derived[0], derived[1], "one key per use");
+        for label in [
+            &b"binding"[..],
+            b"rotation",
+            b"session-actix binding v1",
+            b"session-actix rotation v1",
+        ] {
+            let mac = hmac::sign(&signing, label);
+            for sub_key in &derived {
+                assert_ne!(mac.as_ref(), &sub_key[..], "{label:?}");
+            }
+        }
+        assert_eq!(
+            derived[1],
+            derive_key(&key, b"rotation").unwrap(),
+            "deterministic"
+        );
     }
 }

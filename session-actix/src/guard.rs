@@ -132,14 +132,23 @@ pub(crate) fn client_ip(req: &HttpRequest, settings: &Settings) -> Option<IpAddr
     ))
 }
 
-/// A response that sets the session cookie must not be cached by shared caches.
+/// A response that depends on the session must not be served to anyone else by a shared
+/// cache: `Vary: Cookie` and `Cache-Control: private` on every response to a request that
+/// carried the session cookie, `no-store` on one that sets it (as Django does). A
+/// `Cache-Control` the handler set that is already `private` or `no-store` is kept.
 fn add_cache_headers<B>(res: &mut ServiceResponse<B>, cookie_name: &str) {
     let name = cookie_name.as_bytes();
     let sets_cookie = res.headers().get_all(header::SET_COOKIE).any(|value| {
         let value = value.as_bytes();
         value.starts_with(name) && value.get(name.len()) == Some(&b'=')
     });
-    if !sets_cookie {
+    let carried_cookie = !sets_cookie
+        && res
+            .request()
+            .headers()
+            .get_all(header::COOKIE)
+            .any(|value| carries_cookie(value.as_bytes(), name));
+    if !sets_cookie && !carried_cookie {
         return;
     }
     let headers = res.headers_mut();
@@ -148,7 +157,29 @@ fn add_cache_headers<B>(res: &mut ServiceResponse<B>, cookie_name: &str) {
         .and_then(|value| value.to_str().ok())
         .is_some_and(|value| value.contains("no-store") || value.contains("private"));
     if !private {
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        let value = if sets_cookie { "no-store" } else { "private" };
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(value));
     }
     headers.append(header::VARY, HeaderValue::from_static("Cookie"));
+}
+
+/// Whether a `Cookie` header value holds a cookie called `name`.
+fn carries_cookie(header: &[u8], name: &[u8]) -> bool {
+    header.split(|&b| b == b';').any(|pair| {
+        let pair = pair.trim_ascii_start();
+        pair.starts_with(name) && pair.get(name.len()) == Some(&b'=')
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::carries_cookie;
+
+    #[test]
+    fn finds_the_session_cookie_among_others() {
+        assert!(carries_cookie(b"session=abc", b"session"));
+        assert!(carries_cookie(b"theme=dark; session=abc", b"session"));
+        assert!(!carries_cookie(b"session_x=abc; xsession=1", b"session"));
+        assert!(!carries_cookie(b"", b"session"));
+    }
 }

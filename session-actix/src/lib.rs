@@ -102,7 +102,7 @@ mod meta;
 mod typed;
 
 pub use backend::CookieOnly;
-pub use config::{ConfigError, SessionLayerBuilder};
+pub use config::{ConfigError, SessionLayerBuilder, DEFAULT_MAX_RECORD_BYTES};
 pub use flash::{Flash, FlashMessage, Level};
 pub use layer::SessionLayer;
 pub use meta::{FLASH_KEY, META_KEY};

@@ -9,11 +9,6 @@ pub const META_KEY: &str = "__session";
 /// The reserved state key holding pending flash messages.
 pub const FLASH_KEY: &str = "__flash";
 
-/// Whether `key` is reserved by this crate.
-pub(crate) fn is_reserved(key: &str) -> bool {
-    key == META_KEY || key == FLASH_KEY
-}
-
 /// Bookkeeping kept in the `__session` entry of every session, in Unix milliseconds.
 ///
 /// It lives in the session state (not beside it), so it works the same for server-side

@@ -168,3 +168,65 @@ async fn stored_binding_is_an_hmac_not_raw_values<S: Store + Clone>(f: Fixture<S
 }
 
 both_stores!(stored_binding_is_an_hmac_not_raw_values);
+
+/// Two clients behind one trusted proxy whose forwarded entries carry ports (or an
+/// `unknown` hop further out): each keeps its own address, they do not share a binding.
+async fn forwarded_entries_with_ports_keep_clients_apart<S: Store + Clone>(f: Fixture<S>) {
+    let key = Key::generate();
+    let proxy: IpAddr = "10.0.0.1".parse().unwrap();
+    let app = common::app(common::layer(&f, &key, |b| {
+        b.check_ip(true).trusted_proxies([(proxy, 32)])
+    }))
+    .await;
+    let mut owner = Client::from_ip("10.0.0.1");
+    owner.headers = vec![(
+        "x-forwarded-for".into(),
+        "unknown, 203.0.113.7:40000".into(),
+    )];
+    assert_eq!(owner.post(&app, "/inc").await.body, "1");
+    assert_eq!(
+        owner.get(&app, "/count").await.body,
+        "1",
+        "the owner keeps it"
+    );
+    // Another client, its cookie stolen, through the same proxy.
+    let mut thief = owner.clone();
+    thief.headers = vec![("x-forwarded-for".into(), "198.51.100.8:1234".into())];
+    assert_eq!(
+        thief.get(&app, "/count").await.body,
+        "0",
+        "a different client behind the proxy does not share the owner's binding"
+    );
+    // RFC 7239 names the same client as X-Forwarded-For did.
+    owner.headers = vec![("forwarded".into(), "for=\"203.0.113.7:41000\"".into())];
+    assert_eq!(owner.get(&app, "/count").await.body, "1");
+}
+
+/// A session that holds nothing but a pending flash message is bound like any other: a
+/// stolen cookie used from another User-Agent does not read the victim's messages.
+async fn a_flash_only_session_is_bound<S: Store + Clone>(f: Fixture<S>) {
+    let key = Key::generate();
+    let app = common::app(common::layer(&f, &key, |b| b)).await;
+    let mut victim = Client::new();
+    victim.post(&app, "/flash").await;
+    let mut thief = victim.clone();
+    thief.user_agent = "curl/8.0".into();
+    assert_eq!(
+        thief.get(&app, "/flash").await.body,
+        "",
+        "nothing for the thief"
+    );
+    assert_eq!(
+        victim.get(&app, "/flash").await.body,
+        "success:saved|error:but mind the gap",
+        "the victim still gets them"
+    );
+}
+
+mod hardening {
+    use super::*;
+    both_stores!(
+        forwarded_entries_with_ports_keep_clients_apart,
+        a_flash_only_session_is_bound
+    );
+}

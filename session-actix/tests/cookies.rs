@@ -164,3 +164,44 @@ async fn signed_cookie_content_round_trips() {
     ));
     assert_eq!(forged.get(&app, "/count").await.body, "0");
 }
+
+/// A response to a request that carried the session, even one that sets no cookie, is
+/// private to that visitor: a shared cache must not serve it to anyone else.
+async fn responses_that_depend_on_the_session_are_private<S: Store + Clone>(f: Fixture<S>) {
+    let key = Key::generate();
+    let app = common::app(common::layer(&f, &key, |b| b)).await;
+    let mut client = Client::new();
+    client.post(&app, "/inc").await;
+    let reply = client.get(&app, "/count").await;
+    assert!(reply.set_cookie.is_none(), "no cookie re-issued");
+    assert_eq!(reply.headers.get(header::CACHE_CONTROL).unwrap(), "private");
+    assert_eq!(reply.headers.get(header::VARY).unwrap(), "Cookie");
+    // Without a session cookie nothing is added.
+    let reply = Client::new().get(&app, "/public").await;
+    assert!(reply.headers.get(header::VARY).is_none());
+}
+
+mod private_responses {
+    use super::*;
+    both_stores!(responses_that_depend_on_the_session_are_private);
+}
+
+#[test]
+fn rotation_shorter_than_its_grace_window_is_refused() {
+    let err = SessionLayer::builder(MemoryStore::new(), Key::generate())
+        .token_rotation(Some(Duration::from_secs(5)))
+        .rotation_grace(Duration::from_secs(30))
+        .build()
+        .unwrap_err();
+    assert!(
+        matches!(err, ConfigError::RotationShorterThanGrace { .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("rotation_grace"), "{err}");
+    // Rotation off: any grace is fine.
+    assert!(SessionLayer::builder(MemoryStore::new(), Key::generate())
+        .token_rotation(None)
+        .rotation_grace(Duration::from_secs(30))
+        .build()
+        .is_ok());
+}

@@ -263,3 +263,80 @@ async fn store_errors_are_opaque_5xx() {
     store.set_down(false);
     assert_eq!(client.get(&app, "/count").await.body, "1");
 }
+
+/// Metadata that does not decode cannot be checked: the session is refused (a fresh one),
+/// never served with its checks switched off.
+async fn undecodable_metadata_fails_closed<S: Store + Clone>(f: Fixture<S>) {
+    let key = Key::generate();
+    let app = common::app(common::layer(&f, &key, |b| b)).await;
+    let token = SessionToken::generate().unwrap();
+    let now = session_core::Clock::now(&f.clock);
+    let mut record = Record::new(now, now + std::time::Duration::from_secs(600));
+    record.insert("count", &41).unwrap();
+    record.insert("__session", "not metadata").unwrap();
+    assert!(f.store.create(&token.hash(), &record).await.unwrap());
+    let mut client = Client::new();
+    client.cookie = Some(forge_cookie(&key, token.as_str()));
+    assert_eq!(
+        client.get(&app, "/count").await.body,
+        "0",
+        "refused, not trusted"
+    );
+}
+
+/// A value larger than the layer's maximum is refused with an opaque error and nothing
+/// is stored; the session keeps what it had.
+async fn an_oversized_record_is_refused_and_nothing_is_stored<S: Store + Clone>(f: Fixture<S>) {
+    let key = Key::generate();
+    let app = actix_web::test::init_service(
+        actix_web::App::new()
+            .wrap(common::layer(&f, &key, |b| b.max_record_bytes(32 * 1024)))
+            .route(
+                "/inc",
+                actix_web::web::post().to(|session: actix_session::Session| async move {
+                    let n = session.get::<u32>("count").unwrap().unwrap_or(0) + 1;
+                    session.insert("count", n).unwrap();
+                    n.to_string()
+                }),
+            )
+            .route(
+                "/big",
+                actix_web::web::post().to(|session: actix_session::Session| async move {
+                    session.insert("blob", "x".repeat(8 * 1024 * 1024)).unwrap();
+                    "stored?"
+                }),
+            ),
+    )
+    .await;
+    let mut client = Client::new();
+    assert_eq!(client.post(&app, "/inc").await.body, "1");
+    let token = common::token_of(&key, client.cookie.as_ref().unwrap());
+    let reply = client.post(&app, "/big").await;
+    assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(
+        !reply.body.contains("max_record_bytes"),
+        "opaque: {}",
+        reply.body
+    );
+    let stored = f.store.load(&token.hash()).await.unwrap().unwrap();
+    assert!(
+        stored.get::<String>("blob").unwrap().is_none(),
+        "nothing stored"
+    );
+    assert_eq!(stored.get::<u32>("count").unwrap(), Some(1));
+    // A new session that would be too large is not created either.
+    let mut fresh = Client::new();
+    assert_eq!(
+        fresh.post(&app, "/big").await.status,
+        StatusCode::INTERNAL_SERVER_ERROR
+    );
+    assert!(fresh.cookie.is_none(), "no session was created");
+}
+
+mod review {
+    use super::*;
+    both_stores!(
+        undecodable_metadata_fails_closed,
+        an_oversized_record_is_refused_and_nothing_is_stored
+    );
+}

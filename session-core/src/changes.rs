@@ -85,6 +85,18 @@ impl Changes {
         self.removed.push(key.into());
     }
 
+    /// Appends `later`, the changes of a save that came after these: for a key both
+    /// touch, `later` wins.
+    pub fn extend(&mut self, later: &Self) {
+        self.set.retain(|(key, _)| {
+            !later.removed.contains(key) && !later.set.iter().any(|(k, _)| k == key)
+        });
+        self.removed
+            .retain(|key| !later.set.iter().any(|(k, _)| k == key) && !later.removed.contains(key));
+        self.set.extend(later.set.iter().cloned());
+        self.removed.extend(later.removed.iter().cloned());
+    }
+
     /// These changes without those to `key`.
     #[must_use]
     pub fn without(&self, key: &str) -> Self {
@@ -152,6 +164,21 @@ mod tests {
         first.apply(&mut current);
         second.apply(&mut current);
         assert_eq!(text(&current), text(&state(&[("a", 1), ("b", 1)])));
+    }
+
+    #[test]
+    fn extend_lets_the_later_save_win() {
+        let base = state(&[("a", 0), ("b", 0)]);
+        let mut first = Changes::between(&base, &state(&[("a", 1)])); // b removed, a = 1
+        let second = Changes::between(&base, &state(&[("a", 0), ("b", 2), ("c", 3)]));
+        first.extend(&second);
+        let mut current = base.clone();
+        first.apply(&mut current);
+        // a from the first save (the second left it alone), b and c from the second.
+        assert_eq!(
+            text(&current),
+            text(&state(&[("a", 1), ("b", 2), ("c", 3)]))
+        );
     }
 
     #[test]

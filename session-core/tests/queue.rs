@@ -13,7 +13,7 @@ use session_core::{
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn parallel_saves_of_one_session_cost_one_statement_each() {
+async fn parallel_saves_of_one_session_are_combined_not_conflicting() {
     let clock = ManualClock::starting_now();
     let store = Arc::new(Counted::new(common::sqlite_store(&clock).await));
     let queue = Arc::new(WriteQueue::default());
@@ -44,13 +44,12 @@ async fn parallel_saves_of_one_session_cost_one_statement_each() {
         assert!(matches!(writer.unwrap(), Applied::Written { .. }));
     }
     let counts = store.take_counts();
-    assert_eq!(
-        (counts.update, counts.load),
-        (32, 0),
-        "no conflict, no reload: {counts:?}"
-    );
+    // Saves that queued up behind a write go out together in the next one: at most one
+    // statement per save, never a failed one, never a reload.
+    assert!((1..=32).contains(&counts.update), "{counts:?}");
+    assert_eq!(counts.load, 0, "no conflict, no reload: {counts:?}");
     let last = store.load(&key).await.unwrap().unwrap();
-    assert_eq!(last.version, 33);
+    assert_eq!(last.version, 1 + counts.update, "every write succeeded");
     assert_eq!(last.state.len(), 32, "every change survived");
 }
 

@@ -1,33 +1,66 @@
-//! [`WriteQueue`]: one writer at a time per session within a process, so that parallel
-//! requests of one session take turns instead of conflicting.
+//! [`WriteQueue`]: the saves of one session within a process, combined into as few
+//! conditional writes as possible instead of conflicting.
 
-use std::{hash::BuildHasher, time::SystemTime};
+use std::{
+    collections::VecDeque,
+    hash::BuildHasher,
+    sync::{Mutex, PoisonError},
+    time::SystemTime,
+};
+
+use tokio::sync::oneshot;
 
 use super::apply::{apply_changes, Applied};
 use crate::{Changes, Record, Store, StoreError, TokenHash};
 
-/// Serializes the saves of each session within one process, and hands each writer the
-/// record the previous one wrote.
+/// Serializes the saves of each session within one process and combines the ones that
+/// queue up into one write.
 ///
 /// Without it, parallel requests of one session that all loaded version `n` each try a
 /// conditional write of `n + 1`: one wins and every other one pays a failed statement and a
 /// reload before it retries (with 32 parallel writers, dozens of statements per save). In
-/// the queue, a writer waits for the one before it and starts from the record that one
-/// wrote, so its conditional write succeeds at the first try.
+/// the queue, one writer at a time writes; the requests that arrive meanwhile wait, and the
+/// next writer applies all of their changes, in arrival order, in one conditional write
+/// from the newest record this process wrote. Each request is answered once the write that
+/// holds its changes is acknowledged by the store, so nothing is acknowledged early.
 ///
-/// This is only a shortcut, never the guarantee: the record a writer starts from is still
-/// checked by the store's version, so a write by another process (or a store that changed
-/// behind the queue's back) is caught as a conflict and retried on the store's copy by
-/// [`apply_changes`]. Sessions are spread over a fixed number of locks by their hash; two
-/// sessions that share a lock only take turns.
+/// The queue is only a shortcut, never the guarantee: every write is still checked by the
+/// store's version, so a write by another process is caught as a conflict and retried on
+/// the store's copy by [`apply_changes`]. Sessions are spread over a fixed number of lanes
+/// by their hash; sessions that share a lane only take turns. One queue serves one store.
 #[derive(Debug)]
 pub struct WriteQueue {
-    lanes: Box<[Lane]>,
+    lanes: Box<[Mutex<Lane>]>,
     hasher: std::collections::hash_map::RandomState,
 }
 
-/// One lock, and the record its last writer wrote.
-type Lane = tokio::sync::Mutex<Option<(TokenHash, Record)>>;
+#[derive(Debug, Default)]
+struct Lane {
+    /// The record the last write of this lane produced.
+    last: Option<(TokenHash, Record)>,
+    /// Whether a writer is at work in this lane.
+    busy: bool,
+    waiting: VecDeque<Job>,
+}
+
+/// One request's save.
+#[derive(Debug)]
+struct Job {
+    key: TokenHash,
+    base: Record,
+    changes: Changes,
+    expires_at: SystemTime,
+    reply: Option<oneshot::Sender<Turn>>,
+}
+
+/// What a waiting request is told.
+#[derive(Debug)]
+enum Turn {
+    /// Its changes were written (or failed) with a batch.
+    Done(Result<Applied, StoreError>),
+    /// It is the lane's next writer.
+    Lead(Job),
+}
 
 impl Default for WriteQueue {
     fn default() -> Self {
@@ -36,22 +69,28 @@ impl Default for WriteQueue {
 }
 
 impl WriteQueue {
-    /// A queue with `lanes` locks (at least one). Default: 256.
+    /// A queue with `lanes` lanes (at least one). Default: 256.
     #[must_use]
     pub fn new(lanes: usize) -> Self {
         Self {
-            lanes: (0..lanes.max(1))
-                .map(|_| tokio::sync::Mutex::new(None))
-                .collect(),
+            lanes: (0..lanes.max(1)).map(|_| Mutex::default()).collect(),
             hasher: std::collections::hash_map::RandomState::new(),
         }
     }
 
-    /// [`apply_changes`], in turn with the other writers of `key` in this process.
+    fn lane(&self, key: &TokenHash) -> &Mutex<Lane> {
+        let hash = self.hasher.hash_one(key);
+        let index = usize::try_from(hash % self.lanes.len() as u64).unwrap_or(0);
+        &self.lanes[index]
+    }
+
+    /// [`apply_changes`], in turn with (and possibly in one write together with) the other
+    /// saves of `key` in this process.
     ///
     /// # Errors
     ///
-    /// As [`apply_changes`].
+    /// As [`apply_changes`]; a request whose changes were written in another request's
+    /// batch gets a copy of that write's error.
     pub async fn apply_changes<S: Store + ?Sized>(
         &self,
         store: &S,
@@ -60,23 +99,130 @@ impl WriteQueue {
         changes: &Changes,
         expires_at: SystemTime,
     ) -> Result<Applied, StoreError> {
-        let hash = self.hasher.hash_one(key);
-        let lane = usize::try_from(hash % self.lanes.len() as u64).unwrap_or(0);
-        let mut last = self.lanes[lane].lock().await;
-        // The previous writer of this session wrote a newer version than this request
-        // loaded: start from it (the store still checks the version).
-        let base = match last.take() {
-            Some((last_key, record)) if last_key == *key && record.version > base.version => record,
-            _ => base,
+        let lane = self.lane(key);
+        let job = Job {
+            key: key.clone(),
+            base,
+            changes: changes.clone(),
+            expires_at,
+            reply: None,
         };
-        let applied = apply_changes(store, key, base, changes, expires_at).await;
-        if let Ok(Applied::Written {
-            key: written,
-            record,
-        }) = &applied
-        {
-            *last = Some((written.clone(), record.clone()));
+        let waiting = {
+            let mut state = lock(lane);
+            if state.busy {
+                let (tx, rx) = oneshot::channel();
+                state.waiting.push_back(Job {
+                    reply: Some(tx),
+                    ..job
+                });
+                Err(rx)
+            } else {
+                state.busy = true;
+                Ok(job)
+            }
+        };
+        let job = match waiting {
+            Ok(job) => job,
+            Err(rx) => match rx.await {
+                Ok(Turn::Done(result)) => return result,
+                Ok(Turn::Lead(own)) => own,
+                // The leader was dropped (its request cancelled) with this save in its
+                // batch: not acknowledged.
+                Err(_) => {
+                    return Err(StoreError::unavailable(
+                        "the session's write queue was abandoned; not written",
+                    ))
+                }
+            },
+        };
+        let _leader = Leader(lane);
+        Self::lead(lane, store, job).await
+    }
+
+    /// Writes `own` together with every queued save of the same session, answers them,
+    /// and hands the lane to the next waiting request.
+    async fn lead<S: Store + ?Sized>(
+        lane: &Mutex<Lane>,
+        store: &S,
+        own: Job,
+    ) -> Result<Applied, StoreError> {
+        let (batch, mut base) = {
+            let mut state = lock(lane);
+            let (batch, others): (VecDeque<Job>, VecDeque<Job>) = state
+                .waiting
+                .drain(..)
+                .partition(|queued| queued.key == own.key);
+            state.waiting = others;
+            let last = state
+                .last
+                .as_ref()
+                .filter(|(last_key, _)| *last_key == own.key)
+                .map(|(_, record)| record.clone());
+            (batch, last)
+        };
+        let mut changes = own.changes.clone();
+        let mut expires_at = own.expires_at;
+        let mut newest = own.base.clone();
+        for job in &batch {
+            changes.extend(&job.changes);
+            expires_at = expires_at.max(job.expires_at);
+            if job.base.version > newest.version {
+                newest = job.base.clone();
+            }
         }
-        applied
+        if base
+            .as_ref()
+            .is_none_or(|last| last.version < newest.version)
+        {
+            base = Some(newest);
+        }
+        let base = base.unwrap_or(own.base);
+        let result = apply_changes(store, &own.key, base, &changes, expires_at).await;
+        if let Ok(Applied::Written { key, record }) = &result {
+            lock(lane).last = Some((key.clone(), record.clone()));
+        }
+        for job in batch {
+            if let Some(reply) = job.reply {
+                let _ = reply.send(Turn::Done(copy(&result)));
+            }
+        }
+        result
+    }
+}
+
+/// Hands the lane to the next waiting request when the leader is done, or frees it;
+/// also when the leader's future is dropped mid-write.
+struct Leader<'a>(&'a Mutex<Lane>);
+
+impl Drop for Leader<'_> {
+    fn drop(&mut self) {
+        let mut state = lock(self.0);
+        while let Some(mut next) = state.waiting.pop_front() {
+            let Some(reply) = next.reply.take() else {
+                continue;
+            };
+            match reply.send(Turn::Lead(next)) {
+                Ok(()) => return,
+                // That request is gone; try the next one.
+                Err(_) => continue,
+            }
+        }
+        state.busy = false;
+    }
+}
+
+fn lock(lane: &Mutex<Lane>) -> std::sync::MutexGuard<'_, Lane> {
+    // A panic while holding this lock cannot leave the lane inconsistent.
+    lane.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A copy of a batch's result for each request in it.
+fn copy(result: &Result<Applied, StoreError>) -> Result<Applied, StoreError> {
+    match result {
+        Ok(applied) => Ok(applied.clone()),
+        Err(StoreError::Conflict(n)) => Err(StoreError::Conflict(*n)),
+        Err(StoreError::Config(text)) => Err(StoreError::Config(text.clone())),
+        Err(err) if err.is_corrupt() => Err(StoreError::corrupt(err.to_string())),
+        Err(err) => Err(StoreError::unavailable(err.to_string())),
     }
 }

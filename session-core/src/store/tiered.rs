@@ -140,7 +140,9 @@ impl<C: Cache, D: Durable> TieredStoreBuilder<C, D> {
         self
     }
 
-    /// The longest wait between probes of a cache that keeps failing. Default: 5 s.
+    /// The longest wait between probes of a cache that keeps failing (a probe runs in the
+    /// background and costs one command). Default: 1 s, so a returning cache is trusted
+    /// again within about a second.
     pub fn max_retry_after(mut self, delay: Duration) -> Self {
         self.max_retry_after = delay;
         self
@@ -217,7 +219,7 @@ impl<C: Cache, D: Durable> TieredStore<C, D> {
             cache,
             durable,
             retry_after: Duration::from_millis(250),
-            max_retry_after: Duration::from_secs(5),
+            max_retry_after: Duration::from_secs(1),
             repair_interval: Duration::from_secs(1),
             tombstone_ttl: Duration::from_secs(30),
             clock: Arc::new(SystemClock),
