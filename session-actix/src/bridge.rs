@@ -141,7 +141,7 @@ impl<S: Store> StoreBridge<S> {
     async fn save_changes(
         &self,
         loaded: Loaded,
-        changes: &Changes,
+        changes: Changes,
         ttl: &Duration,
     ) -> Result<SessionKey, anyhow::Error> {
         let expires_at = self.now() + to_std(ttl);
@@ -245,17 +245,17 @@ impl<S: Store> StoreBridge<S> {
             let Some(record) = self.store.reload(&token.hash()).await? else {
                 return self.fresh(state, ttl).await;
             };
-            let changes = Changes::between(&record.state, &to_state(state)?);
+            let changes = changes_from(&record.state, state)?;
             let loaded = Loaded {
                 key: token.hash(),
                 token,
                 forwarded: false,
                 record,
             };
-            return self.save_changes(loaded, &changes, ttl).await;
+            return self.save_changes(loaded, changes, ttl).await;
         };
 
-        let changes = Changes::between(&loaded.record.state, &to_state(state)?);
+        let changes = changes_from(&loaded.record.state, state)?;
         let rotate = ctx.as_ref().is_some_and(|ctx| ctx.rotate.get());
         if rotate {
             return self.rotate(loaded, &changes, ttl).await;
@@ -264,7 +264,7 @@ impl<S: Store> StoreBridge<S> {
             // Nothing changed (the cookie is being re-issued after a grace forward).
             return to_key(loaded.token);
         }
-        self.save_changes(loaded, &changes, ttl).await
+        self.save_changes(loaded, changes, ttl).await
     }
 
     /// A new session under a new id, stored only if it holds anything.
@@ -314,7 +314,7 @@ impl<S: Store> StoreBridge<S> {
         }
         // Without the bookkeeping that recorded the rotation as done: the next request
         // rotates instead of waiting a whole rotation period.
-        self.save_changes(loaded, &changes.without(crate::meta::META_KEY), ttl)
+        self.save_changes(loaded, changes.without(crate::meta::META_KEY), ttl)
             .await
     }
 
@@ -355,6 +355,26 @@ impl<S: Store> StoreBridge<S> {
 struct RecordTooLarge {
     size: usize,
     max: usize,
+}
+
+/// What turns the loaded state into the handler's (actix-session's JSON text per key):
+/// only the values that differ are parsed.
+fn changes_from(loaded: &session_core::State, state: State) -> Result<Changes, StoreError> {
+    let mut changes = Changes::new();
+    for key in loaded.keys() {
+        if !state.contains_key(key) {
+            changes.remove(key.clone());
+        }
+    }
+    for (key, json) in state {
+        if loaded.get(&key).is_none_or(|old| old.get() != json) {
+            changes.set(
+                key,
+                RawValue::from_string(json).map_err(StoreError::corrupt)?,
+            );
+        }
+    }
+    Ok(changes)
 }
 
 /// actix-session's state (JSON text per key) as session-core's.

@@ -35,7 +35,7 @@ async fn parallel_saves_of_one_session_are_combined_not_conflicting() {
             changes.set(format!("k{i}"), to_raw_value(&i).unwrap());
             let expires = base.expires_at;
             queue
-                .apply_changes(&*store, &key, base, &changes, expires)
+                .apply_changes(&*store, &key, base, changes, expires)
                 .await
                 .unwrap()
         })
@@ -69,7 +69,7 @@ async fn a_write_from_another_process_is_still_caught() {
     };
     let expires = base.expires_at;
     queue
-        .apply_changes(&store, &key, base.clone(), &set("here"), expires)
+        .apply_changes(&store, &key, base.clone(), set("here"), expires)
         .await
         .unwrap();
     // Another process writes version 3 behind this queue's back.
@@ -78,7 +78,7 @@ async fn a_write_from_another_process_is_still_caught() {
     assert!(store.update(&key, 2, &other).await.unwrap());
     // The queue's remembered version 2 is stale: the store refuses it, the retry merges.
     queue
-        .apply_changes(&store, &key, base, &set("again"), expires)
+        .apply_changes(&store, &key, base, set("again"), expires)
         .await
         .unwrap();
     let last = store.load(&key).await.unwrap().unwrap();

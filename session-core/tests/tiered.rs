@@ -738,6 +738,10 @@ async fn a_silent_database_fails_writes_within_the_timeout() {
     let k = key();
     let v1 = record("v1");
     assert!(store.create(&k, &v1).await.unwrap());
+    // Warm the statements, so that what the partition holds back is the write itself.
+    let warm = key();
+    assert!(store.create(&warm, &v1).await.unwrap());
+    assert!(store.update(&warm, 1, &next(&v1, "warm")).await.unwrap());
 
     proxy.set_blackhole(true);
     let start = Instant::now();
@@ -756,11 +760,10 @@ async fn a_silent_database_fails_writes_within_the_timeout() {
     let mut healed = false;
     for _ in 0..40 {
         if let Ok(Some(found)) = store.load(&k).await {
-            assert_eq!(
-                value(&Some(found)).as_deref(),
-                Some("v1"),
-                "the timed-out write did not land"
-            );
+            // The write was not acknowledged; held back by the partition, it may still
+            // land once it heals (its version check still applies).
+            let found = value(&Some(found));
+            assert!(matches!(found.as_deref(), Some("v1" | "v2")), "{found:?}");
             healed = true;
             break;
         }

@@ -58,10 +58,13 @@ pub async fn apply_changes<S: Store + ?Sized>(
             }
             continue;
         }
-        let mut next = base.next_version();
+        // The base is not needed after this attempt (a retry reloads): change it in place.
+        let expected = base.version;
+        let mut next = base;
+        next.version = expected.saturating_add(1);
         changes.apply(&mut next.state);
         next.expires_at = expires_at;
-        if store.update(&key, base.version, &next).await? {
+        if store.update(&key, expected, &next).await? {
             return Ok(Applied::Written { key, record: next });
         }
         match store.reload(&key).await? {

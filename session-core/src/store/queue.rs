@@ -96,14 +96,14 @@ impl WriteQueue {
         store: &S,
         key: &TokenHash,
         base: Record,
-        changes: &Changes,
+        changes: Changes,
         expires_at: SystemTime,
     ) -> Result<Applied, StoreError> {
         let lane = self.lane(key);
         let job = Job {
             key: key.clone(),
             base,
-            changes: changes.clone(),
+            changes,
             expires_at,
             reply: None,
         };
@@ -146,38 +146,42 @@ impl WriteQueue {
         store: &S,
         own: Job,
     ) -> Result<Applied, StoreError> {
-        let (batch, mut base) = {
+        let (mut batch, last) = {
             let mut state = lock(lane);
             let (batch, others): (VecDeque<Job>, VecDeque<Job>) = state
                 .waiting
                 .drain(..)
                 .partition(|queued| queued.key == own.key);
             state.waiting = others;
-            let last = state
-                .last
-                .as_ref()
-                .filter(|(last_key, _)| *last_key == own.key)
-                .map(|(_, record)| record.clone());
+            let last = match state.last.take() {
+                Some((last_key, record)) if last_key == own.key => Some(record),
+                other => {
+                    state.last = other;
+                    None
+                }
+            };
             (batch, last)
         };
-        let mut changes = own.changes.clone();
-        let mut expires_at = own.expires_at;
-        let mut newest = own.base.clone();
-        for job in &batch {
+        let Job {
+            key,
+            base: mut newest,
+            mut changes,
+            mut expires_at,
+            ..
+        } = own;
+        // The newest record any of them (or this lane's last write) started from.
+        for job in &mut batch {
             changes.extend(&job.changes);
             expires_at = expires_at.max(job.expires_at);
             if job.base.version > newest.version {
-                newest = job.base.clone();
+                std::mem::swap(&mut newest, &mut job.base);
             }
         }
-        if base
-            .as_ref()
-            .is_none_or(|last| last.version < newest.version)
-        {
-            base = Some(newest);
-        }
-        let base = base.unwrap_or(own.base);
-        let result = apply_changes(store, &own.key, base, &changes, expires_at).await;
+        let base = match last {
+            Some(last) if last.version > newest.version => last,
+            _ => newest,
+        };
+        let result = apply_changes(store, &key, base, &changes, expires_at).await;
         if let Ok(Applied::Written { key, record }) = &result {
             lock(lane).last = Some((key.clone(), record.clone()));
         }

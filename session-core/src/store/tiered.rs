@@ -41,11 +41,15 @@ use crate::{Cache, Clock, Record, Store, StoreError, SystemClock, TokenHash};
 ///   killed or restarted instance loses nothing that the repair needs.
 ///
 /// **When a stale read is possible**: only during a partial partition, where one instance
-/// cannot reach the cache and writes around it while another instance still reads it. The
-/// other instance serves the older version of those sessions until its next repair pass,
-/// at most [`repair_interval`](TieredStoreBuilder::repair_interval) (default 1 s) after the
-/// write; a write it bases on that read is refused by the version check and retried on the
-/// durable copy, so the staleness never turns into a loss.
+/// cannot reach the cache and writes around it while another instance still reads it. An
+/// instance reads the repair log before it reads its cache again once
+/// [`repair_interval`](TieredStoreBuilder::repair_interval) (default 1 s) has passed since
+/// its last pass, so it serves the older version of those sessions for at most that long
+/// after the write. A write it bases on such a read is refused by the version check and
+/// re-applied on the durable copy: changes to other keys survive, while a new value for the
+/// same key, computed from the older one, replaces it (as two concurrent writes of one key
+/// do). After a cache outage that every instance saw, nothing stale is read at all: the
+/// repair runs before the cache is trusted.
 ///
 /// # Rules
 ///
@@ -53,7 +57,11 @@ use crate::{Cache, Clock, Record, Store, StoreError, SystemClock, TokenHash};
 ///   the cache (forward only). A hit costs one cache command and no durable query; a miss
 ///   one cache read, one durable query and one cache write.
 /// - **Write** (`create`, `update`, `touch`, `delete`): the durable store first, then the
-///   cache. A save costs one durable statement and one cache command.
+///   cache. A save costs one durable statement and one cache command (with
+///   [`WriteQueue`](crate::store::WriteQueue), saves of one session that queue up share
+///   one).
+/// - **Periodic pass**: once per `repair_interval`, the first operation reads the repair
+///   log (one statement; usually empty) before the cache is read again.
 /// - **Durable store fails**: the write fails with its error (typically
 ///   [`StoreError::Unavailable`]); the cache entry is invalidated where the cache answers.
 /// - **Cache fails**: the request is served from the durable store, and the failure is

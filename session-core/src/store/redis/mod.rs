@@ -44,6 +44,12 @@ use crate::{clock::to_millis, Cache, Clock, Record, Store, StoreError, SystemClo
 /// replaced by the durable store's copy: the cache comes back cold, never stale. (As a
 /// plain store, generations are not checked: a restarted Redis keeps its sessions.)
 ///
+/// Give the cache's Redis enough memory that it does not evict (or `noeviction`, which
+/// turns a full cache into cache errors that the tiered store survives). An entry evicted
+/// in the short window between a refill's durable read and its write lets that older
+/// refill in, where the forward-only check had nothing left to compare with; the next
+/// write of the session, or its expiry, corrects it.
+///
 /// `load` and `touch` also compare the stored expiry with the store's [`Clock`], so expiry
 /// holds even where the clock and the Redis server disagree.
 ///
