@@ -23,6 +23,9 @@ use crate::{
 
 type State = HashMap<String, String>;
 
+/// How many rotation successors a logout deletes beyond the id it was given.
+const FAMILY_HOPS: usize = 2;
+
 /// How many fresh ids to try when one collides with an existing session.
 const CREATE_ATTEMPTS: usize = 3;
 
@@ -231,7 +234,7 @@ impl<S: Store> StoreBridge<S> {
         if let Some(delete_old) = ctx.as_ref().and_then(|ctx| ctx.detach.get()) {
             if delete_old {
                 if let Some(loaded) = &loaded {
-                    self.store.delete(&loaded.key).await?;
+                    self.delete_family(&loaded.token).await?;
                 }
             }
             return self.fresh(state, ttl).await;
@@ -337,13 +340,33 @@ impl<S: Store> StoreBridge<S> {
             return Ok(());
         }
         if let Ok(token) = SessionToken::try_from(key.as_ref()) {
-            self.store.delete(&token.hash()).await?;
+            self.delete_family(&token).await?;
         }
         // Purged through a grace forward: the successor is the live session.
         if let Some(loaded) = ctx.as_ref().and_then(|ctx| ctx.loaded.borrow_mut().take()) {
             if loaded.forwarded {
-                self.store.delete(&loaded.key).await?;
+                self.delete_family(&loaded.token).await?;
             }
+        }
+        Ok(())
+    }
+
+    /// Deletes the session under `token` and the successors a rotation may have given it
+    /// meanwhile (successor ids are derived from the id, so they are known without a
+    /// read): a logout through an id that another request just rotated away from must end
+    /// the session the client now holds too.
+    async fn delete_family(&self, token: &SessionToken) -> Result<(), anyhow::Error> {
+        self.store.delete(&token.hash()).await?;
+        if self.settings.token_ttl.is_none() {
+            return Ok(());
+        }
+        // A rotation period is longer than the grace window (the builder checks), so a
+        // live forward is at most one rotation behind; one more hop covers a rotation that
+        // lands while this request runs.
+        let mut current = token.clone();
+        for _ in 0..FAMILY_HOPS {
+            current = self.successor(&current)?;
+            self.store.delete(&current.hash()).await?;
         }
         Ok(())
     }

@@ -125,3 +125,185 @@ both_stores!(
     renew_at_login_rotates_without_grace,
     logout_through_a_grace_forward_ends_the_session,
 );
+
+/// A store whose next `load` stops after reading, until released: a request held open
+/// between loading its session and finishing.
+#[derive(Clone)]
+struct Held<S> {
+    inner: S,
+    armed: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    loaded: std::sync::Arc<tokio::sync::Notify>,
+    release: std::sync::Arc<tokio::sync::Notify>,
+}
+
+impl<S: Store> Store for Held<S> {
+    async fn load(
+        &self,
+        key: &session_core::TokenHash,
+    ) -> Result<Option<session_core::Record>, session_core::StoreError> {
+        let found = self.inner.load(key).await;
+        if self.armed.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            self.loaded.notify_one();
+            self.release.notified().await;
+        }
+        found
+    }
+    async fn reload(
+        &self,
+        key: &session_core::TokenHash,
+    ) -> Result<Option<session_core::Record>, session_core::StoreError> {
+        self.inner.reload(key).await
+    }
+    async fn create(
+        &self,
+        key: &session_core::TokenHash,
+        record: &session_core::Record,
+    ) -> Result<bool, session_core::StoreError> {
+        self.inner.create(key, record).await
+    }
+    async fn update(
+        &self,
+        key: &session_core::TokenHash,
+        expected: u64,
+        record: &session_core::Record,
+    ) -> Result<bool, session_core::StoreError> {
+        self.inner.update(key, expected, record).await
+    }
+    async fn touch(
+        &self,
+        key: &session_core::TokenHash,
+        expires_at: std::time::SystemTime,
+    ) -> Result<bool, session_core::StoreError> {
+        self.inner.touch(key, expires_at).await
+    }
+    async fn delete(&self, key: &session_core::TokenHash) -> Result<(), session_core::StoreError> {
+        self.inner.delete(key).await
+    }
+    async fn cleanup(&self, limit: usize) -> Result<usize, session_core::StoreError> {
+        self.inner.cleanup(limit).await
+    }
+}
+
+/// A logout that loaded the session before another request rotated its id ends the
+/// session the client now holds as well (the whole family), and no request in flight
+/// across the rotation and the logout brings it back.
+async fn a_logout_racing_a_rotation_ends_the_successor_too<S: Store + Clone>(f: Fixture<S>) {
+    let key = Key::generate();
+    let held = Held {
+        inner: f.store.clone(),
+        armed: Default::default(),
+        loaded: Default::default(),
+        release: Default::default(),
+    };
+    let layer = session_actix::SessionLayer::builder(held.clone(), key.clone())
+        .clock(f.clock.clone())
+        .token_rotation(Some(EVERY))
+        .rotation_grace(GRACE)
+        .build()
+        .unwrap();
+    let app = common::app(layer).await;
+    let mut client = Client::new();
+    assert_eq!(client.post(&app, "/inc").await.body, "1");
+    f.clock.advance(EVERY + Duration::from_secs(1));
+
+    // The logout loads the session (old id T0) and is held there...
+    let logout_tab = client.clone();
+    held.armed.store(true, std::sync::atomic::Ordering::SeqCst);
+    let logout = logout_tab.send_without_keeping(&app, TestRequest::post().uri("/logout"));
+    let mut logout = std::pin::pin!(logout);
+    tokio::select! {
+        _ = &mut logout => panic!("the logout should be held at its load"),
+        () = held.loaded.notified() => {}
+    }
+    // ...while another request of the page rotates T0 to T1 and hands the client T1...
+    let reply = client.get(&app, "/count").await;
+    assert_eq!(reply.body, "1");
+    let successor = reply.set_cookie.expect("rotated");
+    assert_ne!(
+        token_of(&key, &successor),
+        token_of(&key, logout_tab.cookie.as_ref().unwrap())
+    );
+    // ...then the logout finishes.
+    held.release.notify_one();
+    assert_eq!(logout.await.body, "bye");
+    // The client's new id is logged out too.
+    assert_eq!(
+        client.get(&app, "/count").await.body,
+        "0",
+        "the successor survived the logout"
+    );
+    assert_eq!(
+        f.store
+            .load(&token_of(&key, &successor).hash())
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+/// A slow request that loaded the session before a rotation and a logout does not bring
+/// the session back when it finishes (it must not re-create the deleted successor).
+async fn a_slow_request_across_a_rotation_and_a_logout_does_not_revive_it<S: Store + Clone>(
+    f: Fixture<S>,
+) {
+    let key = Key::generate();
+    let held = Held {
+        inner: f.store.clone(),
+        armed: Default::default(),
+        loaded: Default::default(),
+        release: Default::default(),
+    };
+    let layer = session_actix::SessionLayer::builder(held.clone(), key.clone())
+        .clock(f.clock.clone())
+        .token_rotation(Some(EVERY))
+        .rotation_grace(GRACE)
+        .build()
+        .unwrap();
+    let app = common::app(layer).await;
+    let mut client = Client::new();
+    assert_eq!(client.post(&app, "/inc").await.body, "1");
+    f.clock.advance(EVERY + Duration::from_secs(1));
+
+    // A slow read-only request loads the session with T0, rotation due, and is held...
+    let slow_tab = client.clone();
+    held.armed.store(true, std::sync::atomic::Ordering::SeqCst);
+    let slow = slow_tab.send_without_keeping(&app, TestRequest::get().uri("/count"));
+    let mut slow = std::pin::pin!(slow);
+    tokio::select! {
+        _ = &mut slow => panic!("the slow request should be held at its load"),
+        () = held.loaded.notified() => {}
+    }
+    // ...another request rotates T0 to T1, and the user logs out with T1...
+    let rotated = client
+        .get(&app, "/count")
+        .await
+        .set_cookie
+        .expect("rotated");
+    let successor = token_of(&key, &rotated).hash();
+    assert_eq!(client.post(&app, "/logout").await.body, "bye");
+    assert_eq!(f.store.load(&successor).await.unwrap(), None, "logged out");
+    // ...then the slow request finishes.
+    held.release.notify_one();
+    let reply = slow.await;
+    assert_eq!(reply.body, "1", "it read the state it loaded");
+    assert_eq!(
+        f.store.load(&successor).await.unwrap(),
+        None,
+        "the deleted successor was not re-created"
+    );
+    // Whatever cookie it handed out opens no session.
+    if let Some(cookie) = reply.set_cookie {
+        let mut after = client.clone();
+        after.cookie = Some(cookie);
+        assert_eq!(after.get(&app, "/count").await.body, "0", "logged in again");
+    }
+    assert_eq!(client.get(&app, "/count").await.body, "0");
+}
+
+mod family {
+    use super::*;
+    both_stores!(
+        a_logout_racing_a_rotation_ends_the_successor_too,
+        a_slow_request_across_a_rotation_and_a_logout_does_not_revive_it
+    );
+}
