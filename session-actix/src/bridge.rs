@@ -166,11 +166,14 @@ impl<S: Store> StoreBridge<S> {
                 let mut token = loaded.token;
                 for _ in 0..MAX_UPDATE_ATTEMPTS {
                     if token.hash() == key {
-                        break;
+                        return to_key(token);
                     }
                     token = self.successor(&token)?;
                 }
-                to_key(token)
+                // A forward to an id this layer did not derive: never hand it out.
+                Err(anyhow::anyhow!(
+                    "saved into a session that is not a successor of the request's id"
+                ))
             }
             Applied::Gone => {
                 tracing::info!(session = %loaded.key, "session ended during the request; not resurrected");

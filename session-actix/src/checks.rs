@@ -72,6 +72,14 @@ where
             );
             let session = req.get_session();
             let meta = match session.get::<SessionMeta>(META_KEY) {
+                // A stored session always has metadata: without it, it cannot be checked
+                // (it can only come from concurrent saves that cleared and refilled it).
+                Ok(None) if !session.entries().is_empty() => {
+                    tracing::warn!("session without metadata; continuing with a fresh session");
+                    session.clear();
+                    ctx.detach.set(Some(true));
+                    None
+                }
                 Ok(meta) => meta,
                 Err(_) => {
                     // Metadata that cannot be checked refuses the session (fail closed).

@@ -7,6 +7,7 @@ use actix_web::cookie::{Key, SameSite};
 use ring::hmac;
 use session_core::{
     binding::{mask, BindingKey, BindingPolicy},
+    client_ip::ForwardedHeader,
     store::CleanupPolicy,
     Clock, SystemClock,
 };
@@ -33,6 +34,7 @@ pub(crate) struct Settings {
     pub(crate) integrate_flash: bool,
     pub(crate) binding: BindingPolicy,
     pub(crate) trusted_proxies: Vec<(IpAddr, u8)>,
+    pub(crate) forwarded_header: ForwardedHeader,
     pub(crate) key: Key,
     pub(crate) binding_key: BindingKey,
     pub(crate) rotation_key: hmac::Key,
@@ -155,6 +157,7 @@ pub struct SessionLayerBuilder<S> {
     integrate_flash: bool,
     binding: BindingPolicy,
     trusted_proxies: Vec<(IpAddr, u8)>,
+    forwarded_header: ForwardedHeader,
     max_record_bytes: usize,
     clock: Arc<dyn Clock>,
 }
@@ -191,6 +194,7 @@ impl<S: Store> SessionLayerBuilder<S> {
                 ..BindingPolicy::default()
             },
             trusted_proxies: Vec::new(),
+            forwarded_header: ForwardedHeader::default(),
             max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
             clock: Arc::new(SystemClock),
         }
@@ -327,6 +331,14 @@ impl<S: Store> SessionLayerBuilder<S> {
         self
     }
 
+    /// Which header the [`trusted_proxies`](Self::trusted_proxies) write the client's
+    /// address into; only that one is read (the other one, passed through by the proxy,
+    /// is whatever the client sent). Default: `X-Forwarded-For`.
+    pub fn forwarded_header(mut self, header: ForwardedHeader) -> Self {
+        self.forwarded_header = header;
+        self
+    }
+
     /// The largest session a server-side store keeps, in bytes of its keys and JSON values.
     /// A request that would save more gets an error (an opaque `500`, details in the log)
     /// and nothing is stored, so one oversized value cannot slow every later request of
@@ -398,6 +410,7 @@ impl<S: Store> SessionLayerBuilder<S> {
             integrate_flash: self.integrate_flash,
             binding: self.binding,
             trusted_proxies: self.trusted_proxies,
+            forwarded_header: self.forwarded_header,
             key: self.key,
             binding_key,
             rotation_key,

@@ -118,16 +118,15 @@ pub(crate) fn client_ip(req: &HttpRequest, settings: &Settings) -> Option<IpAddr
     if settings.trusted_proxies.is_empty() {
         return Some(peer);
     }
-    let headers = req.headers();
-    let values = |name: &'static str| {
-        headers
-            .get_all(name)
-            .filter_map(|value| value.to_str().ok())
-    };
+    let header = settings.forwarded_header;
+    let values = req
+        .headers()
+        .get_all(header.name())
+        .filter_map(|value| value.to_str().ok());
     Some(session_core::client_ip::client_ip(
         peer,
-        values("x-forwarded-for"),
-        values("forwarded"),
+        header,
+        values,
         |ip| settings.is_trusted_proxy(ip),
     ))
 }

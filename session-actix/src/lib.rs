@@ -106,6 +106,7 @@ pub use config::{ConfigError, SessionLayerBuilder, DEFAULT_MAX_RECORD_BYTES};
 pub use flash::{Flash, FlashMessage, Level};
 pub use layer::SessionLayer;
 pub use meta::{FLASH_KEY, META_KEY};
+pub use session_core::client_ip::ForwardedHeader;
 pub use typed::{Typed, TypedSession};
 
 pub use actix_session::{config::CookieContentSecurity, Session, SessionExt};

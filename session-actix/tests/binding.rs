@@ -197,9 +197,13 @@ async fn forwarded_entries_with_ports_keep_clients_apart<S: Store + Clone>(f: Fi
         "0",
         "a different client behind the proxy does not share the owner's binding"
     );
-    // RFC 7239 names the same client as X-Forwarded-For did.
-    owner.headers = vec![("forwarded".into(), "for=\"203.0.113.7:41000\"".into())];
-    assert_eq!(owner.get(&app, "/count").await.body, "1");
+    // A Forwarded header the proxy does not write (it writes X-Forwarded-For) is the
+    // client's own: the thief cannot claim the owner's address with it.
+    thief.headers = vec![
+        ("forwarded".into(), "for=203.0.113.7".into()),
+        ("x-forwarded-for".into(), "198.51.100.8".into()),
+    ];
+    assert_eq!(thief.get(&app, "/count").await.body, "0");
 }
 
 /// A session that holds nothing but a pending flash message is bound like any other: a

@@ -2,58 +2,81 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
+/// Which header the trusted proxies write: the only one that is read. A proxy that
+/// writes one of them passes the other through as the client sent it, so reading a header
+/// the proxy does not write would let a client choose its own address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum ForwardedHeader {
+    /// `X-Forwarded-For: client, proxy1, …` (nginx, HAProxy, cloud load balancers). The
+    /// default.
+    #[default]
+    XForwardedFor,
+    /// RFC 7239 `Forwarded: for=client;proto=https, for=proxy1`.
+    Forwarded,
+}
+
+impl ForwardedHeader {
+    /// The header's name, lower case.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::XForwardedFor => "x-forwarded-for",
+            Self::Forwarded => "forwarded",
+        }
+    }
+}
+
 /// The client's address: the peer's, unless the peer is a trusted proxy; then the walk goes
-/// through the forwarding chain from the nearest hop outwards and stops at the first hop
-/// that is not a trusted proxy (the right-most-untrusted rule).
-///
-/// `forwarded` holds the values of the RFC 7239 `Forwarded` headers; `forwarded_for` those
-/// of `X-Forwarded-For`. `Forwarded` is used when present, as the standard header.
+/// through the forwarding chain in `header` (the values of every such header, in order)
+/// from the nearest hop outwards and stops at the first hop that is not a trusted proxy
+/// (the right-most-untrusted rule).
 ///
 /// Every entry form is read: `ip`, `ip:port`, `[v6]`, `[v6]:port`, quoted or not
 /// (`for="[2001:db8::1]:4711"`). An entry that names no address (`unknown`, an obfuscated
-/// `_hidden` token, garbage) stops the walk at that hop: the client is whoever reached the
-/// last proxy we trust, and the address returned is that proxy's. Entries further out were
-/// written by parties we do not trust and are never read, so a client cannot choose its
-/// address by sending a header of its own.
+/// `_hidden` token, an element without `for=`, garbage) stops the walk at that hop: the
+/// client is whoever reached the last proxy we trust, and the address returned is that
+/// proxy's. Entries further out were written by parties we do not trust and are never
+/// read, so a client cannot choose its address by sending a header of its own.
 ///
 /// ```
 /// use std::net::IpAddr;
-/// use session_core::client_ip::client_ip;
+/// use session_core::client_ip::{client_ip, ForwardedHeader};
 ///
 /// let proxy: IpAddr = "10.0.0.1".parse().unwrap();
 /// let trusted = |ip: IpAddr| ip == proxy;
 /// // A spoofed left-most entry is ignored; the proxy's own entry decides.
-/// let ip = client_ip(proxy, ["6.6.6.6, 203.0.113.7:40000"], [""; 0], trusted);
+/// let xff = ["6.6.6.6, 203.0.113.7:40000"];
+/// let ip = client_ip(proxy, ForwardedHeader::XForwardedFor, xff, trusted);
 /// assert_eq!(ip, "203.0.113.7".parse::<IpAddr>().unwrap());
 /// // RFC 7239.
-/// let ip = client_ip(proxy, [""; 0], [r#"for="[2001:db8::17]:4711";proto=https"#], trusted);
+/// let fwd = [r#"for="[2001:db8::17]:4711";proto=https"#];
+/// let ip = client_ip(proxy, ForwardedHeader::Forwarded, fwd, trusted);
 /// assert_eq!(ip, "2001:db8::17".parse::<IpAddr>().unwrap());
 /// ```
 pub fn client_ip<'a>(
     peer: IpAddr,
-    forwarded_for: impl IntoIterator<Item = &'a str>,
-    forwarded: impl IntoIterator<Item = &'a str>,
+    header: ForwardedHeader,
+    values: impl IntoIterator<Item = &'a str>,
     is_trusted: impl Fn(IpAddr) -> bool,
 ) -> IpAddr {
+    // An IPv4 client on a dual-stack socket arrives as `::ffff:a.b.c.d`: compare it as
+    // the IPv4 address it is.
+    let peer = peer.to_canonical();
     if !is_trusted(peer) {
         return peer;
     }
-    let forwarded: Vec<&str> = forwarded
+    let hops: Vec<&str> = values
         .into_iter()
         .flat_map(|value| value.split(','))
-        .map(|element| for_parameter(element).unwrap_or(""))
+        .map(|element| match header {
+            ForwardedHeader::XForwardedFor => element,
+            ForwardedHeader::Forwarded => for_parameter(element).unwrap_or(""),
+        })
         .collect();
-    let hops: Vec<&str> = if forwarded.is_empty() {
-        forwarded_for
-            .into_iter()
-            .flat_map(|value| value.split(','))
-            .collect()
-    } else {
-        forwarded
-    };
     let mut nearest = peer;
     for hop in hops.iter().rev() {
-        match parse_node(hop) {
+        match parse_node(hop).map(|ip| ip.to_canonical()) {
             Some(ip) if is_trusted(ip) => nearest = ip,
             Some(ip) => return ip,
             // Unknown or obfuscated: nothing beyond this hop can be believed.
@@ -110,16 +133,47 @@ mod tests {
 
     const PROXY: &str = "10.0.0.1";
 
+    fn trusted(candidate: IpAddr) -> bool {
+        candidate == ip(PROXY) || candidate == ip("10.0.0.2") || candidate == ip("fd00::1")
+    }
+
     fn walk(xff: &[&str], fwd: &[&str]) -> IpAddr {
-        let trusted = |candidate: IpAddr| {
-            candidate == ip(PROXY) || candidate == ip("10.0.0.2") || candidate == ip("fd00::1")
-        };
-        client_ip(ip(PROXY), xff.iter().copied(), fwd.iter().copied(), trusted)
+        if fwd.is_empty() {
+            client_ip(
+                ip(PROXY),
+                ForwardedHeader::XForwardedFor,
+                xff.iter().copied(),
+                trusted,
+            )
+        } else {
+            client_ip(
+                ip(PROXY),
+                ForwardedHeader::Forwarded,
+                fwd.iter().copied(),
+                trusted,
+            )
+        }
+    }
+
+    #[test]
+    fn a_mapped_ipv4_peer_is_its_ipv4_address() {
+        let proxy = ip("10.0.0.1");
+        let mapped = ip("::ffff:10.0.0.1");
+        let xff = ForwardedHeader::XForwardedFor;
+        let client = client_ip(mapped, xff, ["203.0.113.7"], |candidate| candidate == proxy);
+        assert_eq!(client, ip("203.0.113.7"), "the proxy is recognised");
+        let client = client_ip(ip("::ffff:198.51.100.9"), xff, [""; 0], |_| false);
+        assert_eq!(client, ip("198.51.100.9"));
     }
 
     #[test]
     fn an_untrusted_peer_is_the_client() {
-        let client = client_ip(ip("198.51.100.9"), ["1.2.3.4"], [""; 0], |_| false);
+        let client = client_ip(
+            ip("198.51.100.9"),
+            ForwardedHeader::XForwardedFor,
+            ["1.2.3.4"],
+            |_| false,
+        );
         assert_eq!(client, ip("198.51.100.9"), "its headers are not read");
     }
 
@@ -170,11 +224,24 @@ mod tests {
     }
 
     #[test]
+    fn only_the_configured_header_is_read() {
+        // The proxy writes X-Forwarded-For; a Forwarded header is the client's own.
+        let spoofed = client_ip(
+            ip(PROXY),
+            ForwardedHeader::XForwardedFor,
+            ["203.0.113.7"],
+            trusted,
+        );
+        assert_eq!(spoofed, ip("203.0.113.7"));
+        let fwd_only = client_ip(ip(PROXY), ForwardedHeader::XForwardedFor, [""; 0], trusted);
+        assert_eq!(fwd_only, ip(PROXY), "a Forwarded header alone is not read");
+    }
+
+    #[test]
     fn rfc_7239_forwarded() {
         assert_eq!(
-            walk(&["6.6.6.6"], &["for=192.0.2.60;proto=http;by=203.0.113.43"]),
-            ip("192.0.2.60"),
-            "Forwarded is preferred over X-Forwarded-For"
+            walk(&[], &["for=192.0.2.60;proto=http;by=203.0.113.43"]),
+            ip("192.0.2.60")
         );
         assert_eq!(
             walk(&[], &[r#"for=6.6.6.6, For="[2001:db8:cafe::17]:4711""#]),

@@ -4,7 +4,7 @@
 use std::{
     collections::VecDeque,
     hash::BuildHasher,
-    sync::{Mutex, PoisonError},
+    sync::{Arc, Mutex, PoisonError},
     time::SystemTime,
 };
 
@@ -30,7 +30,7 @@ use crate::{Changes, Record, Store, StoreError, TokenHash};
 /// by their hash; sessions that share a lane only take turns. One queue serves one store.
 #[derive(Debug)]
 pub struct WriteQueue {
-    lanes: Box<[Mutex<Lane>]>,
+    lanes: Box<[Arc<Mutex<Lane>>]>,
     hasher: std::collections::hash_map::RandomState,
 }
 
@@ -58,8 +58,9 @@ struct Job {
 enum Turn {
     /// Its changes were written (or failed) with a batch.
     Done(Result<Applied, StoreError>),
-    /// It is the lane's next writer.
-    Lead(Job),
+    /// It is the lane's next writer, and holds the lane until it drops the token (also if
+    /// the message is never received: the token then hands the lane on from the channel).
+    Lead(Job, LaneToken),
 }
 
 impl Default for WriteQueue {
@@ -73,12 +74,12 @@ impl WriteQueue {
     #[must_use]
     pub fn new(lanes: usize) -> Self {
         Self {
-            lanes: (0..lanes.max(1)).map(|_| Mutex::default()).collect(),
+            lanes: (0..lanes.max(1)).map(|_| Arc::default()).collect(),
             hasher: std::collections::hash_map::RandomState::new(),
         }
     }
 
-    fn lane(&self, key: &TokenHash) -> &Mutex<Lane> {
+    fn lane(&self, key: &TokenHash) -> &Arc<Mutex<Lane>> {
         let hash = self.hasher.hash_one(key);
         let index = usize::try_from(hash % self.lanes.len() as u64).unwrap_or(0);
         &self.lanes[index]
@@ -121,11 +122,11 @@ impl WriteQueue {
                 Ok(job)
             }
         };
-        let job = match waiting {
-            Ok(job) => job,
+        let (job, _token) = match waiting {
+            Ok(job) => (job, LaneToken::new(lane)),
             Err(rx) => match rx.await {
                 Ok(Turn::Done(result)) => return result,
-                Ok(Turn::Lead(own)) => own,
+                Ok(Turn::Lead(own, token)) => (own, token),
                 // The leader was dropped (its request cancelled) with this save in its
                 // batch: not acknowledged.
                 Err(_) => {
@@ -135,7 +136,6 @@ impl WriteQueue {
                 }
             },
         };
-        let _leader = Leader(lane);
         Self::lead(lane, store, job).await
     }
 
@@ -151,6 +151,13 @@ impl WriteQueue {
             let (batch, others): (VecDeque<Job>, VecDeque<Job>) = state
                 .waiting
                 .drain(..)
+                // A request that stopped waiting (cancelled) is not written for it.
+                .filter(|queued| {
+                    !queued
+                        .reply
+                        .as_ref()
+                        .is_some_and(oneshot::Sender::is_closed)
+                })
                 .partition(|queued| queued.key == own.key);
             state.waiting = others;
             let last = match state.last.take() {
@@ -194,21 +201,42 @@ impl WriteQueue {
     }
 }
 
-/// Hands the lane to the next waiting request when the leader is done, or frees it;
-/// also when the leader's future is dropped mid-write.
-struct Leader<'a>(&'a Mutex<Lane>);
+/// The lane's writer role: on drop, handed to the next waiting request, or the lane is
+/// freed. Dropped when the leader is done, when its future is dropped mid-write, and when
+/// a hand-off message is dropped unreceived.
+#[derive(Debug)]
+struct LaneToken(Option<Arc<Mutex<Lane>>>);
 
-impl Drop for Leader<'_> {
+impl LaneToken {
+    fn new(lane: &Arc<Mutex<Lane>>) -> Self {
+        Self(Some(Arc::clone(lane)))
+    }
+}
+
+impl Drop for LaneToken {
     fn drop(&mut self) {
-        let mut state = lock(self.0);
+        let Some(lane) = self.0.take() else {
+            return;
+        };
+        let mut state = lock(&lane);
         while let Some(mut next) = state.waiting.pop_front() {
             let Some(reply) = next.reply.take() else {
                 continue;
             };
-            match reply.send(Turn::Lead(next)) {
+            if reply.is_closed() {
+                continue; // that request is gone
+            }
+            // If the message is never received, the token inside it drops and hands on.
+            let token = LaneToken::new(&lane);
+            drop(state);
+            match reply.send(Turn::Lead(next, token)) {
                 Ok(()) => return,
-                // That request is gone; try the next one.
-                Err(_) => continue,
+                Err(Turn::Lead(_, mut token)) => {
+                    // Its receiver went away meanwhile: take the role back, try the next.
+                    token.0 = None;
+                    state = lock(&lane);
+                }
+                Err(Turn::Done(_)) => state = lock(&lane),
             }
         }
         state.busy = false;
