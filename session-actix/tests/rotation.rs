@@ -7,7 +7,10 @@ use std::time::Duration;
 
 use actix_web::{cookie::Key, test::TestRequest};
 use common::{both_stores, token_of, Client, Fixture};
-use session_core::Store;
+use session_core::{
+    store::{Held, HoldAt},
+    Store,
+};
 
 const EVERY: Duration = Duration::from_secs(300);
 const GRACE: Duration = Duration::from_secs(10);
@@ -126,75 +129,21 @@ both_stores!(
     logout_through_a_grace_forward_ends_the_session,
 );
 
-/// A store whose next `load` stops after reading, until released: a request held open
-/// between loading its session and finishing.
-#[derive(Clone)]
-struct Held<S> {
-    inner: S,
-    armed: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    loaded: std::sync::Arc<tokio::sync::Notify>,
-    release: std::sync::Arc<tokio::sync::Notify>,
-}
-
-impl<S: Store> Store for Held<S> {
-    async fn load(
-        &self,
-        key: &session_core::TokenHash,
-    ) -> Result<Option<session_core::Record>, session_core::StoreError> {
-        let found = self.inner.load(key).await;
-        if self.armed.swap(false, std::sync::atomic::Ordering::SeqCst) {
-            self.loaded.notify_one();
-            self.release.notified().await;
-        }
-        found
-    }
-    async fn reload(
-        &self,
-        key: &session_core::TokenHash,
-    ) -> Result<Option<session_core::Record>, session_core::StoreError> {
-        self.inner.reload(key).await
-    }
-    async fn create(
-        &self,
-        key: &session_core::TokenHash,
-        record: &session_core::Record,
-    ) -> Result<bool, session_core::StoreError> {
-        self.inner.create(key, record).await
-    }
-    async fn update(
-        &self,
-        key: &session_core::TokenHash,
-        expected: u64,
-        record: &session_core::Record,
-    ) -> Result<bool, session_core::StoreError> {
-        self.inner.update(key, expected, record).await
-    }
-    async fn touch(
-        &self,
-        key: &session_core::TokenHash,
-        expires_at: std::time::SystemTime,
-    ) -> Result<bool, session_core::StoreError> {
-        self.inner.touch(key, expires_at).await
-    }
-    async fn delete(&self, key: &session_core::TokenHash) -> Result<(), session_core::StoreError> {
-        self.inner.delete(key).await
-    }
-    async fn cleanup(&self, limit: usize) -> Result<usize, session_core::StoreError> {
-        self.inner.cleanup(limit).await
-    }
-}
-
-/// A logout that loaded the session before another request rotated its id ends the
-/// session the client now holds as well (the whole family), and no request in flight
-/// across the rotation and the logout brings it back.
-async fn a_logout_racing_a_rotation_ends_the_successor_too<S: Store + Clone>(f: Fixture<S>) {
-    let key = Key::generate();
-    let held = Held {
-        inner: f.store.clone(),
-        armed: Default::default(),
-        loaded: Default::default(),
-        release: Default::default(),
-    };
+/// The test app over `f`'s store wrapped in a [`Held`], with rotation due: a session with
+/// count = 1 whose id is older than the rotation period.
+async fn held_app<S: Store + Clone>(
+    f: &Fixture<S>,
+    key: &Key,
+) -> (
+    Held<S>,
+    impl actix_web::dev::Service<
+        actix_http::Request,
+        Response = actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>,
+        Error = actix_web::Error,
+    >,
+    Client,
+) {
+    let held = Held::new(f.store.clone());
     let layer = session_actix::SessionLayer::builder(held.clone(), key.clone())
         .clock(f.clock.clone())
         .token_rotation(Some(EVERY))
@@ -205,15 +154,24 @@ async fn a_logout_racing_a_rotation_ends_the_successor_too<S: Store + Clone>(f: 
     let mut client = Client::new();
     assert_eq!(client.post(&app, "/inc").await.body, "1");
     f.clock.advance(EVERY + Duration::from_secs(1));
+    (held, app, client)
+}
+
+/// A logout that loaded the session before another request rotated its id ends the
+/// session the client now holds as well (the whole family), and no request in flight
+/// across the rotation and the logout brings it back.
+async fn a_logout_racing_a_rotation_ends_the_successor_too<S: Store + Clone>(f: Fixture<S>) {
+    let key = Key::generate();
+    let (held, app, mut client) = held_app(&f, &key).await;
 
     // The logout loads the session (old id T0) and is held there...
     let logout_tab = client.clone();
-    held.armed.store(true, std::sync::atomic::Ordering::SeqCst);
+    held.arm(HoldAt::AfterLoad);
     let logout = logout_tab.send_without_keeping(&app, TestRequest::post().uri("/logout"));
     let mut logout = std::pin::pin!(logout);
     tokio::select! {
         _ = &mut logout => panic!("the logout should be held at its load"),
-        () = held.loaded.notified() => {}
+        () = held.reached() => {}
     }
     // ...while another request of the page rotates T0 to T1 and hands the client T1...
     let reply = client.get(&app, "/count").await;
@@ -224,7 +182,7 @@ async fn a_logout_racing_a_rotation_ends_the_successor_too<S: Store + Clone>(f: 
         token_of(&key, logout_tab.cookie.as_ref().unwrap())
     );
     // ...then the logout finishes.
-    held.release.notify_one();
+    held.release();
     assert_eq!(logout.await.body, "bye");
     // The client's new id is logged out too.
     assert_eq!(
@@ -247,31 +205,16 @@ async fn a_slow_request_across_a_rotation_and_a_logout_does_not_revive_it<S: Sto
     f: Fixture<S>,
 ) {
     let key = Key::generate();
-    let held = Held {
-        inner: f.store.clone(),
-        armed: Default::default(),
-        loaded: Default::default(),
-        release: Default::default(),
-    };
-    let layer = session_actix::SessionLayer::builder(held.clone(), key.clone())
-        .clock(f.clock.clone())
-        .token_rotation(Some(EVERY))
-        .rotation_grace(GRACE)
-        .build()
-        .unwrap();
-    let app = common::app(layer).await;
-    let mut client = Client::new();
-    assert_eq!(client.post(&app, "/inc").await.body, "1");
-    f.clock.advance(EVERY + Duration::from_secs(1));
+    let (held, app, mut client) = held_app(&f, &key).await;
 
     // A slow read-only request loads the session with T0, rotation due, and is held...
     let slow_tab = client.clone();
-    held.armed.store(true, std::sync::atomic::Ordering::SeqCst);
+    held.arm(HoldAt::AfterLoad);
     let slow = slow_tab.send_without_keeping(&app, TestRequest::get().uri("/count"));
     let mut slow = std::pin::pin!(slow);
     tokio::select! {
         _ = &mut slow => panic!("the slow request should be held at its load"),
-        () = held.loaded.notified() => {}
+        () = held.reached() => {}
     }
     // ...another request rotates T0 to T1, and the user logs out with T1...
     let rotated = client
@@ -283,7 +226,7 @@ async fn a_slow_request_across_a_rotation_and_a_logout_does_not_revive_it<S: Sto
     assert_eq!(client.post(&app, "/logout").await.body, "bye");
     assert_eq!(f.store.load(&successor).await.unwrap(), None, "logged out");
     // ...then the slow request finishes.
-    held.release.notify_one();
+    held.release();
     let reply = slow.await;
     assert_eq!(reply.body, "1", "it read the state it loaded");
     assert_eq!(

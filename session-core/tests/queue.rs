@@ -8,7 +8,7 @@ use std::{sync::Arc, time::Duration};
 
 use serde_json::value::to_raw_value;
 use session_core::{
-    store::{Applied, Counted, WriteQueue},
+    store::{Applied, Counted, Held, HoldAt, WriteQueue},
     Changes, Clock, ManualClock, Record, SessionToken, Store,
 };
 
@@ -88,66 +88,11 @@ async fn a_write_from_another_process_is_still_caught() {
     }
 }
 
-/// A store whose next `update` waits until released.
-#[derive(Clone)]
-struct HeldUpdate {
-    inner: session_core::store::MemoryStore,
-    armed: Arc<std::sync::atomic::AtomicBool>,
-    entered: Arc<tokio::sync::Notify>,
-    release: Arc<tokio::sync::Notify>,
-}
-
-impl Store for HeldUpdate {
-    async fn load(
-        &self,
-        key: &session_core::TokenHash,
-    ) -> Result<Option<Record>, session_core::StoreError> {
-        self.inner.load(key).await
-    }
-    async fn create(
-        &self,
-        key: &session_core::TokenHash,
-        record: &Record,
-    ) -> Result<bool, session_core::StoreError> {
-        self.inner.create(key, record).await
-    }
-    async fn update(
-        &self,
-        key: &session_core::TokenHash,
-        expected: u64,
-        record: &Record,
-    ) -> Result<bool, session_core::StoreError> {
-        if self.armed.swap(false, std::sync::atomic::Ordering::SeqCst) {
-            self.entered.notify_one();
-            self.release.notified().await;
-        }
-        self.inner.update(key, expected, record).await
-    }
-    async fn touch(
-        &self,
-        key: &session_core::TokenHash,
-        expires_at: std::time::SystemTime,
-    ) -> Result<bool, session_core::StoreError> {
-        self.inner.touch(key, expires_at).await
-    }
-    async fn delete(&self, key: &session_core::TokenHash) -> Result<(), session_core::StoreError> {
-        self.inner.delete(key).await
-    }
-    async fn cleanup(&self, limit: usize) -> Result<usize, session_core::StoreError> {
-        self.inner.cleanup(limit).await
-    }
-}
-
 /// A request that is cancelled right after being handed the lane does not leave the lane
 /// stuck: the next waiting request still gets written.
 #[tokio::test]
 async fn a_cancelled_waiter_does_not_block_the_lane() {
-    let store = HeldUpdate {
-        inner: session_core::store::MemoryStore::new(),
-        armed: Default::default(),
-        entered: Default::default(),
-        release: Default::default(),
-    };
+    let store = Held::new(session_core::store::MemoryStore::new());
     let queue = WriteQueue::new(1); // every session in one lane
     let key = SessionToken::generate().unwrap().hash();
     let now = std::time::SystemTime::now();
@@ -159,18 +104,18 @@ async fn a_cancelled_waiter_does_not_block_the_lane() {
         changes
     };
     let expires = base.expires_at;
-    store.armed.store(true, std::sync::atomic::Ordering::SeqCst);
+    store.arm(HoldAt::BeforeUpdate);
     let mut a = std::pin::pin!(queue.apply_changes(&store, &key, base.clone(), set("a"), expires));
     tokio::select! {
         _ = &mut a => panic!("a should be held in its write"),
-        () = store.entered.notified() => {}
+        () = store.reached() => {}
     }
     // b and c queue up behind a (polled once each, so they are waiting).
     let mut b = Box::pin(queue.apply_changes(&store, &key, base.clone(), set("b"), expires));
     let mut c = std::pin::pin!(queue.apply_changes(&store, &key, base.clone(), set("c"), expires));
     assert!(futures::poll!(&mut b).is_pending());
     assert!(futures::poll!(&mut c).is_pending());
-    store.release.notify_one();
+    store.release();
     a.await.unwrap(); // hands the lane to b...
     drop(b); // ...which is cancelled before it ever runs
     let written = tokio::time::timeout(Duration::from_secs(5), c)

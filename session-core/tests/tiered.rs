@@ -5,10 +5,7 @@
 mod common;
 
 use std::{
-    sync::{
-        atomic::{AtomicBool, Ordering},
-        Arc,
-    },
+    sync::Arc,
     time::{Duration, Instant, SystemTime},
 };
 
@@ -16,12 +13,11 @@ use common::{private_redis::PrivateRedis, proxy::Proxy};
 use serde_json::value::to_raw_value;
 use session_core::{
     store::{
-        apply_changes, Applied, CacheState, Counted, Durable, Faulty, MemoryStore, OpCounts,
-        PostgresStore, RedisStore, SqliteStore, StaleMark, TieredStore,
+        apply_changes, Applied, CacheState, Counted, Durable, Faulty, Held, HoldAt, MemoryStore,
+        OpCounts, PostgresStore, RedisStore, SqliteStore, TieredStore,
     },
-    Cache, Changes, ManualClock, Record, SessionToken, Store, StoreError, TokenHash,
+    Cache, Changes, ManualClock, Record, SessionToken, Store, TokenHash,
 };
-use tokio::sync::Notify;
 
 fn record(value: &str) -> Record {
     let now = SystemTime::now();
@@ -158,69 +154,6 @@ async fn cache_miss_repopulates_the_cache() {
     assert_eq!(tier.durable().counts().load, 0, "second read is a hit");
 }
 
-/// A durable store whose next `load` stops after reading, until released: the window
-/// between a cache miss's durable read and its refill, held open.
-#[derive(Clone)]
-struct Held<S> {
-    inner: S,
-    armed: Arc<AtomicBool>,
-    loaded: Arc<Notify>,
-    release: Arc<Notify>,
-}
-
-impl<S> Held<S> {
-    fn new(inner: S) -> Self {
-        Self {
-            inner,
-            armed: Arc::new(AtomicBool::new(false)),
-            loaded: Arc::new(Notify::new()),
-            release: Arc::new(Notify::new()),
-        }
-    }
-}
-
-impl<S: Store> Store for Held<S> {
-    async fn load(&self, key: &TokenHash) -> Result<Option<Record>, StoreError> {
-        let found = self.inner.load(key).await;
-        if self.armed.swap(false, Ordering::SeqCst) {
-            self.loaded.notify_one();
-            self.release.notified().await;
-        }
-        found
-    }
-    async fn create(&self, key: &TokenHash, record: &Record) -> Result<bool, StoreError> {
-        self.inner.create(key, record).await
-    }
-    async fn update(&self, key: &TokenHash, expected: u64, r: &Record) -> Result<bool, StoreError> {
-        self.inner.update(key, expected, r).await
-    }
-    async fn touch(&self, key: &TokenHash, expires_at: SystemTime) -> Result<bool, StoreError> {
-        self.inner.touch(key, expires_at).await
-    }
-    async fn delete(&self, key: &TokenHash) -> Result<(), StoreError> {
-        self.inner.delete(key).await
-    }
-    async fn cleanup(&self, limit: usize) -> Result<usize, StoreError> {
-        self.inner.cleanup(limit).await
-    }
-}
-
-impl<S: Durable> Durable for Held<S> {
-    async fn mark_stale(&self, key: &TokenHash) -> Result<(), StoreError> {
-        self.inner.mark_stale(key).await
-    }
-    async fn stale_marks(
-        &self,
-        after: Option<&TokenHash>,
-        limit: usize,
-    ) -> Result<Vec<StaleMark>, StoreError> {
-        self.inner.stale_marks(after, limit).await
-    }
-    async fn clear_stale(&self, mark: &StaleMark) -> Result<(), StoreError> {
-        self.inner.clear_stale(mark).await
-    }
-}
-
 type HeldTier = Arc<TieredStore<MemoryStore, Held<SqliteStore>>>;
 
 /// A tier whose next durable load is held, and a read of `key` started into that hold.
@@ -236,12 +169,12 @@ async fn read_held_open(
     let tier = Arc::new(TieredStore::new(MemoryStore::new(), durable.clone()));
     assert!(tier.create(key, &record("v1")).await.unwrap());
     Store::delete(tier.cache(), key).await.unwrap(); // evicted
-    durable.armed.store(true, Ordering::SeqCst);
+    durable.arm(HoldAt::AfterLoad);
     let reader = tokio::spawn({
         let (tier, key) = (Arc::clone(&tier), key.clone());
         async move { tier.load(&key).await.unwrap() }
     });
-    durable.loaded.notified().await;
+    durable.reached().await;
     (tier, durable, reader)
 }
 
@@ -251,13 +184,13 @@ async fn a_late_refill_never_replaces_a_newer_write() {
     // A read misses the cache and reads v1 from the durable store...
     let (tier, durable, reader) = read_held_open(&key).await;
     // ...then a write of v2 is acknowledged (durable store and cache)...
-    let v1 = tier.durable().inner.load(&key).await.unwrap().unwrap();
+    let v1 = tier.durable().inner().load(&key).await.unwrap().unwrap();
     assert!(tier
         .update(&key, v1.version, &next(&v1, "v2"))
         .await
         .unwrap());
     // ...and only then does the read refill the cache.
-    durable.release.notify_one();
+    durable.release();
     assert_eq!(
         value(&reader.await.unwrap()).as_deref(),
         Some("v1"),
@@ -281,7 +214,7 @@ async fn a_late_refill_never_brings_back_a_deleted_session() {
     // The session is deleted (a logout) while the read holds v1...
     tier.delete(&key).await.unwrap();
     // ...and the read's refill lands afterwards: the tombstone refuses it.
-    durable.release.notify_one();
+    durable.release();
     assert_eq!(value(&reader.await.unwrap()).as_deref(), Some("v1"));
     assert_eq!(tier.cache().get(&key).await.unwrap(), None, "not put back");
     assert_eq!(

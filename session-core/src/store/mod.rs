@@ -8,6 +8,8 @@ mod counted;
 mod error;
 #[cfg(feature = "testing")]
 mod faulty;
+#[cfg(feature = "testing")]
+mod held;
 mod interface;
 mod queue;
 mod tiered;
@@ -29,6 +31,8 @@ pub use cleanup::{spawn_cleanup, CleanupPolicy, CleanupTask};
 pub use counted::{Counted, OpCounts};
 #[cfg(feature = "testing")]
 pub use faulty::Faulty;
+#[cfg(feature = "testing")]
+pub use held::{Held, HoldAt};
 pub use interface::{stale_seq, Cache, Durable, StaleMark, Store};
 pub use queue::WriteQueue;
 pub use tiered::{TierStats, TieredStore, TieredStoreBuilder};
