@@ -415,7 +415,7 @@ impl<S: Store> SessionLayerBuilder<S> {
             binding_key,
             rotation_key,
             clock: self.clock,
-            write_queue: WriteQueue::default(),
+            write_queue: WriteQueue::default().max_record_bytes(self.max_record_bytes),
             max_record_bytes: self.max_record_bytes,
         };
         Ok(SessionLayer::from_parts(self.backend, Arc::new(settings)))

@@ -9,7 +9,7 @@ use std::{sync::Arc, time::Duration};
 use serde_json::value::to_raw_value;
 use session_core::{
     store::{Applied, Counted, Held, HoldAt, WriteQueue},
-    Changes, Clock, ManualClock, Record, SessionToken, Store,
+    Changes, Clock, ManualClock, Record, SessionToken, Store, StoreError,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -130,4 +130,39 @@ async fn a_cancelled_waiter_does_not_block_the_lane() {
         None,
         "the cancelled save is not written"
     );
+}
+
+/// The size limit holds for what is stored: changes that each fit, landing on a record
+/// that another save made larger, are refused and write nothing.
+#[tokio::test]
+async fn the_size_limit_holds_for_the_merged_record() {
+    let clock = ManualClock::starting_now();
+    let store = common::sqlite_store(&clock).await;
+    let queue = WriteQueue::default().max_record_bytes(32 * 1024);
+    let key = SessionToken::generate().unwrap().hash();
+    let now = clock.now();
+    let base = Record::new(now, now + Duration::from_secs(600));
+    assert!(store.create(&key, &base).await.unwrap());
+    let big = |k: &str| {
+        let mut changes = Changes::new();
+        changes.set(k, to_raw_value(&"x".repeat(20 * 1024)).unwrap());
+        changes
+    };
+    let expires = base.expires_at;
+    // Two requests that both loaded the small record: each fits alone.
+    queue
+        .apply_changes(&store, &key, base.clone(), big("a"), expires)
+        .await
+        .unwrap();
+    let err = queue
+        .apply_changes(&store, &key, base, big("b"), expires)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::TooLarge { .. }), "{err}");
+    let stored = store.load(&key).await.unwrap().unwrap();
+    assert!(
+        stored.get::<String>("b").unwrap().is_none(),
+        "nothing written"
+    );
+    assert!(session_core::store::state_bytes(&stored) <= 32 * 1024);
 }

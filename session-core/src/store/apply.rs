@@ -46,6 +46,25 @@ pub async fn apply_changes<S: Store + ?Sized>(
     changes: &Changes,
     expires_at: SystemTime,
 ) -> Result<Applied, StoreError> {
+    apply_changes_within(store, key, base, changes, expires_at, usize::MAX).await
+}
+
+/// [`apply_changes`], refusing to write a record whose state (keys and JSON values)
+/// exceeds `max_bytes`: the limit holds for what is stored, also when the changes land on
+/// a record that other writes made larger meanwhile.
+///
+/// # Errors
+///
+/// As [`apply_changes`]; [`StoreError::TooLarge`] if the record would exceed `max_bytes`
+/// (nothing is written).
+pub async fn apply_changes_within<S: Store + ?Sized>(
+    store: &S,
+    key: &TokenHash,
+    base: Record,
+    changes: &Changes,
+    expires_at: SystemTime,
+    max_bytes: usize,
+) -> Result<Applied, StoreError> {
     let mut key = key.clone();
     let mut base = base;
     for _ in 0..MAX_UPDATE_ATTEMPTS {
@@ -64,6 +83,13 @@ pub async fn apply_changes<S: Store + ?Sized>(
         next.version = expected.saturating_add(1);
         changes.apply(&mut next.state);
         next.expires_at = expires_at;
+        let size = state_bytes(&next);
+        if size > max_bytes {
+            return Err(StoreError::TooLarge {
+                size,
+                max: max_bytes,
+            });
+        }
         if store.update(&key, expected, &next).await? {
             return Ok(Applied::Written { key, record: next });
         }
@@ -73,4 +99,14 @@ pub async fn apply_changes<S: Store + ?Sized>(
         }
     }
     Err(StoreError::Conflict(MAX_UPDATE_ATTEMPTS))
+}
+
+/// The size a session's state is measured by: its keys and JSON values, in bytes.
+#[must_use]
+pub fn state_bytes(record: &Record) -> usize {
+    record
+        .state
+        .iter()
+        .map(|(key, value)| key.len() + value.get().len())
+        .sum()
 }

@@ -25,6 +25,15 @@ pub enum StoreError {
     /// than [`apply_changes`](crate::store::apply_changes) retries; nothing was written.
     #[error("session was changed by {0} concurrent writes in a row; update not applied")]
     Conflict(u32),
+    /// The record would exceed the size limit of the write (keys and JSON values, in
+    /// bytes); nothing was written.
+    #[error("session of {size} bytes exceeds the limit of {max} bytes; nothing was written")]
+    TooLarge {
+        /// The record's size.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
     /// The store was configured with invalid settings (e.g. a table name that is not an
     /// identifier).
     #[error("invalid session store configuration: {0}")]

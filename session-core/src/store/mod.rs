@@ -25,7 +25,7 @@ pub use error::{BoxError, StoreError};
 /// Default number of records one cleanup run deletes.
 pub const DEFAULT_CLEANUP_BATCH_SIZE: usize = 1_000;
 
-pub use apply::{apply_changes, Applied, MAX_UPDATE_ATTEMPTS};
+pub use apply::{apply_changes, apply_changes_within, state_bytes, Applied, MAX_UPDATE_ATTEMPTS};
 pub use breaker::CacheState;
 pub use cleanup::{spawn_cleanup, CleanupPolicy, CleanupTask};
 pub use counted::{Counted, OpCounts};

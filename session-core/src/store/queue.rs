@@ -10,7 +10,7 @@ use std::{
 
 use tokio::sync::oneshot;
 
-use super::apply::{apply_changes, Applied};
+use super::apply::{apply_changes_within, Applied};
 use crate::{Changes, Record, Store, StoreError, TokenHash};
 
 /// Serializes the saves of each session within one process and combines the ones that
@@ -26,12 +26,13 @@ use crate::{Changes, Record, Store, StoreError, TokenHash};
 ///
 /// The queue is only a shortcut, never the guarantee: every write is still checked by the
 /// store's version, so a write by another process is caught as a conflict and retried on
-/// the store's copy by [`apply_changes`]. Sessions are spread over a fixed number of lanes
+/// the store's copy by [`apply_changes`](super::apply_changes). Sessions are spread over a fixed number of lanes
 /// by their hash; sessions that share a lane only take turns. One queue serves one store.
 #[derive(Debug)]
 pub struct WriteQueue {
     lanes: Box<[Arc<Mutex<Lane>>]>,
     hasher: std::collections::hash_map::RandomState,
+    max_bytes: usize,
 }
 
 #[derive(Debug, Default)]
@@ -76,7 +77,17 @@ impl WriteQueue {
         Self {
             lanes: (0..lanes.max(1)).map(|_| Arc::default()).collect(),
             hasher: std::collections::hash_map::RandomState::new(),
+            max_bytes: usize::MAX,
         }
+    }
+
+    /// Refuse writes whose record would exceed `max_bytes`
+    /// ([`apply_changes_within`]), so combined saves cannot grow a session past a limit
+    /// each of them respected alone. Default: no limit.
+    #[must_use]
+    pub fn max_record_bytes(mut self, max_bytes: usize) -> Self {
+        self.max_bytes = max_bytes;
+        self
     }
 
     fn lane(&self, key: &TokenHash) -> &Arc<Mutex<Lane>> {
@@ -136,7 +147,7 @@ impl WriteQueue {
                 }
             },
         };
-        Self::lead(lane, store, job).await
+        Self::lead(lane, store, job, self.max_bytes).await
     }
 
     /// Writes `own` together with every queued save of the same session, answers them,
@@ -145,6 +156,7 @@ impl WriteQueue {
         lane: &Mutex<Lane>,
         store: &S,
         own: Job,
+        max_bytes: usize,
     ) -> Result<Applied, StoreError> {
         let (mut batch, last) = {
             let mut state = lock(lane);
@@ -188,7 +200,7 @@ impl WriteQueue {
             Some(last) if last.version > newest.version => last,
             _ => newest,
         };
-        let result = apply_changes(store, &key, base, &changes, expires_at).await;
+        let result = apply_changes_within(store, &key, base, &changes, expires_at, max_bytes).await;
         if let Ok(Applied::Written { key, record }) = &result {
             lock(lane).last = Some((key.clone(), record.clone()));
         }
@@ -253,6 +265,10 @@ fn copy(result: &Result<Applied, StoreError>) -> Result<Applied, StoreError> {
     match result {
         Ok(applied) => Ok(applied.clone()),
         Err(StoreError::Conflict(n)) => Err(StoreError::Conflict(*n)),
+        Err(StoreError::TooLarge { size, max }) => Err(StoreError::TooLarge {
+            size: *size,
+            max: *max,
+        }),
         Err(StoreError::Config(text)) => Err(StoreError::Config(text.clone())),
         Err(err) if err.is_corrupt() => Err(StoreError::corrupt(err.to_string())),
         Err(err) => Err(StoreError::unavailable(err.to_string())),
