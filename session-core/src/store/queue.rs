@@ -26,8 +26,9 @@ use crate::{Changes, Record, Store, StoreError, TokenHash};
 ///
 /// The queue is only a shortcut, never the guarantee: every write is still checked by the
 /// store's version, so a write by another process is caught as a conflict and retried on
-/// the store's copy by [`apply_changes`](super::apply_changes). Sessions are spread over a fixed number of lanes
-/// by their hash; sessions that share a lane only take turns. One queue serves one store.
+/// the store's copy by [`apply_changes`](super::apply_changes). Sessions are spread over a
+/// fixed number of lanes by their hash; sessions that share a lane only take turns. One
+/// queue serves one store.
 #[derive(Debug)]
 pub struct WriteQueue {
     lanes: Box<[Arc<Mutex<Lane>>]>,
@@ -96,13 +97,14 @@ impl WriteQueue {
         &self.lanes[index]
     }
 
-    /// [`apply_changes`], in turn with (and possibly in one write together with) the other
-    /// saves of `key` in this process.
+    /// [`apply_changes`](super::apply_changes), in turn with (and possibly in one write
+    /// together with) the other saves of `key` in this process, within the queue's
+    /// [`max_record_bytes`](Self::max_record_bytes).
     ///
     /// # Errors
     ///
-    /// As [`apply_changes`]; a request whose changes were written in another request's
-    /// batch gets a copy of that write's error.
+    /// As [`apply_changes_within`]; a request whose changes were written in another
+    /// request's batch gets a copy of that write's error.
     pub async fn apply_changes<S: Store + ?Sized>(
         &self,
         store: &S,
