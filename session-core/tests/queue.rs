@@ -12,6 +12,13 @@ use session_core::{
     Changes, Clock, ManualClock, Record, SessionToken, Store, StoreError,
 };
 
+/// One request's change: `key` set to `value`.
+fn set(key: &str, value: impl serde::Serialize) -> Changes {
+    let mut changes = Changes::new();
+    changes.set(key, to_raw_value(&value).unwrap());
+    changes
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn parallel_saves_of_one_session_are_combined_not_conflicting() {
     let clock = ManualClock::starting_now();
@@ -31,11 +38,9 @@ async fn parallel_saves_of_one_session_are_combined_not_conflicting() {
             base.clone(),
         );
         tokio::spawn(async move {
-            let mut changes = Changes::new();
-            changes.set(format!("k{i}"), to_raw_value(&i).unwrap());
             let expires = base.expires_at;
             queue
-                .apply_changes(&*store, &key, base, changes, expires)
+                .apply_changes(&*store, &key, base, set(&format!("k{i}"), i), expires)
                 .await
                 .unwrap()
         })
@@ -62,14 +67,9 @@ async fn a_write_from_another_process_is_still_caught() {
     let now = clock.now();
     let base = Record::new(now, now + Duration::from_secs(600));
     assert!(store.create(&key, &base).await.unwrap());
-    let set = |k: &str| {
-        let mut changes = Changes::new();
-        changes.set(k, to_raw_value(&1).unwrap());
-        changes
-    };
     let expires = base.expires_at;
     queue
-        .apply_changes(&store, &key, base.clone(), set("here"), expires)
+        .apply_changes(&store, &key, base.clone(), set("here", 1), expires)
         .await
         .unwrap();
     // Another process writes version 3 behind this queue's back.
@@ -78,7 +78,7 @@ async fn a_write_from_another_process_is_still_caught() {
     assert!(store.update(&key, 2, &other).await.unwrap());
     // The queue's remembered version 2 is stale: the store refuses it, the retry merges.
     queue
-        .apply_changes(&store, &key, base, set("again"), expires)
+        .apply_changes(&store, &key, base, set("again", 1), expires)
         .await
         .unwrap();
     let last = store.load(&key).await.unwrap().unwrap();
@@ -98,21 +98,18 @@ async fn a_cancelled_waiter_does_not_block_the_lane() {
     let now = std::time::SystemTime::now();
     let base = Record::new(now, now + Duration::from_secs(600));
     assert!(store.create(&key, &base).await.unwrap());
-    let set = |k: &str| {
-        let mut changes = Changes::new();
-        changes.set(k, to_raw_value(&1).unwrap());
-        changes
-    };
     let expires = base.expires_at;
     store.arm(HoldAt::BeforeUpdate);
-    let mut a = std::pin::pin!(queue.apply_changes(&store, &key, base.clone(), set("a"), expires));
+    let mut a =
+        std::pin::pin!(queue.apply_changes(&store, &key, base.clone(), set("a", 1), expires));
     tokio::select! {
         _ = &mut a => panic!("a should be held in its write"),
         () = store.reached() => {}
     }
     // b and c queue up behind a (polled once each, so they are waiting).
-    let mut b = Box::pin(queue.apply_changes(&store, &key, base.clone(), set("b"), expires));
-    let mut c = std::pin::pin!(queue.apply_changes(&store, &key, base.clone(), set("c"), expires));
+    let mut b = Box::pin(queue.apply_changes(&store, &key, base.clone(), set("b", 1), expires));
+    let mut c =
+        std::pin::pin!(queue.apply_changes(&store, &key, base.clone(), set("c", 1), expires));
     assert!(futures::poll!(&mut b).is_pending());
     assert!(futures::poll!(&mut c).is_pending());
     store.release();
@@ -143,11 +140,7 @@ async fn the_size_limit_holds_for_the_merged_record() {
     let now = clock.now();
     let base = Record::new(now, now + Duration::from_secs(600));
     assert!(store.create(&key, &base).await.unwrap());
-    let big = |k: &str| {
-        let mut changes = Changes::new();
-        changes.set(k, to_raw_value(&"x".repeat(20 * 1024)).unwrap());
-        changes
-    };
+    let big = |k: &str| set(k, "x".repeat(20 * 1024));
     let expires = base.expires_at;
     // Two requests that both loaded the small record: each fits alone.
     queue
