@@ -1,10 +1,10 @@
-//! Typed access (`#[session]` struct load/save through `TypedSession`) against
+//! Typed access (`#[session]` struct load/save through `SessionAccessor`) against
 //! `actix_session::Session::get/insert` by hand, on the same in-memory session.
 #![allow(missing_docs, clippy::unwrap_used)]
 
 use actix_web::test::TestRequest;
 use criterion::{criterion_group, criterion_main, Criterion};
-use session_actix::{SessionExt, TypedSession};
+use session_actix::{SessionAccessor, SessionExt};
 use session_core::{session, SessionSchema};
 use std::hint::black_box;
 
@@ -27,7 +27,7 @@ fn game() -> Game {
 
 fn typed_vs_manual(c: &mut Criterion) {
     let session = TestRequest::default().to_http_request().get_session();
-    let typed = TypedSession(session.clone());
+    let typed = SessionAccessor(session.clone());
     game().save(&typed).unwrap();
 
     let mut group = c.benchmark_group("load");

@@ -4,44 +4,35 @@ use std::{net::IpAddr, sync::Arc, time::Duration};
 
 use actix_session::config::CookieContentSecurity;
 use actix_web::cookie::{Key, SameSite};
-use ring::hmac;
 use session_core::{
     binding::{mask, BindingKey, BindingPolicy},
     client_ip::ForwardedHeader,
+    lifecycle::{Policy, RotationKey, Sessions, SessionsConfig},
     store::CleanupPolicy,
-    Clock, SystemClock,
+    Clock, Store, SystemClock,
 };
 
-use session_core::{store::WriteQueue, Store};
-
-use crate::{backend::Backend, SessionLayer};
+use crate::{
+    codec::CookieCodec,
+    seal::Sealer,
+    storage::{Backend, Storage},
+    SessionLayer,
+};
 
 /// The settings of a [`SessionLayer`], fixed when it is built.
 pub(crate) struct Settings {
     pub(crate) cookie_name: String,
-    pub(crate) cookie_secure: bool,
-    pub(crate) cookie_http_only: bool,
-    pub(crate) cookie_same_site: SameSite,
-    pub(crate) cookie_domain: Option<String>,
-    pub(crate) cookie_path: String,
-    pub(crate) content_security: CookieContentSecurity,
+    /// `; Path=..; Domain=..; Secure; HttpOnly; SameSite=..`, formatted once.
+    pub(crate) cookie_attributes: String,
     pub(crate) persistent_cookie: bool,
-    pub(crate) idle_timeout: Duration,
-    pub(crate) absolute_timeout: Option<Duration>,
-    pub(crate) token_ttl: Option<Duration>,
-    pub(crate) rotation_grace: Duration,
-    pub(crate) cleanup: CleanupPolicy,
+    pub(crate) policy: Policy,
     pub(crate) integrate_flash: bool,
     pub(crate) binding: BindingPolicy,
     pub(crate) trusted_proxies: Vec<(IpAddr, u8)>,
     pub(crate) forwarded_header: ForwardedHeader,
-    pub(crate) key: Key,
     pub(crate) binding_key: BindingKey,
-    pub(crate) rotation_key: hmac::Key,
+    pub(crate) sealer: Sealer,
     pub(crate) clock: Arc<dyn Clock>,
-    /// Saves of one session take turns within this layer (see [`WriteQueue`]).
-    pub(crate) write_queue: WriteQueue,
-    pub(crate) max_record_bytes: usize,
 }
 
 /// The default of [`SessionLayerBuilder::max_record_bytes`]: 64 KiB.
@@ -51,7 +42,7 @@ pub const DEFAULT_MAX_RECORD_BYTES: usize = 64 * 1024;
 /// of its own. Never an HMAC of a label under the cookie's signing key: that is the MAC a
 /// signed cookie holding the label would carry, so anything that signs chosen values with
 /// the cookie key would hand out the sub-key.
-fn derive_key(key: &Key, label: &[u8]) -> Result<[u8; 32], ConfigError> {
+pub(crate) fn derive_key(key: &Key, label: &[u8]) -> Result<[u8; 32], ConfigError> {
     struct Len32;
     impl ring::hkdf::KeyType for Len32 {
         fn len(&self) -> usize {
@@ -112,6 +103,10 @@ pub enum ConfigError {
     /// The sub-keys could not be derived from the cookie key.
     #[error("could not derive the layer's keys from the cookie key")]
     KeyDerivation,
+    /// A cookie attribute (path or domain) holds a character a `Set-Cookie` header cannot
+    /// carry (`;`, a control character, a non-ASCII one).
+    #[error("invalid cookie {0}: {1:?} (no `;`, control or non-ASCII characters)")]
+    CookieAttribute(&'static str, String),
 }
 
 /// Builds a [`SessionLayer`]. Made by [`SessionLayer::builder`] or
@@ -391,35 +386,93 @@ impl<S: Store> SessionLayerBuilder<S> {
                 });
             }
         }
-        let binding_key = BindingKey::new(&derive_key(&self.key, b"binding")?);
-        let rotation_key = hmac::Key::new(hmac::HMAC_SHA256, &derive_key(&self.key, b"rotation")?);
-        let settings = Settings {
-            cookie_name: self.cookie_name,
-            cookie_secure: self.cookie_secure,
-            cookie_http_only: self.cookie_http_only,
-            cookie_same_site: self.cookie_same_site,
-            cookie_domain: self.cookie_domain,
-            cookie_path: self.cookie_path,
-            content_security: self.content_security,
-            persistent_cookie: self.persistent_cookie,
+        for (what, value) in [
+            ("path", Some(&self.cookie_path)),
+            ("domain", self.cookie_domain.as_ref()),
+        ] {
+            if let Some(value) = value {
+                if !value.bytes().all(|b| b.is_ascii_graphic() || b == b' ') || value.contains(';')
+                {
+                    return Err(ConfigError::CookieAttribute(what, value.clone()));
+                }
+            }
+        }
+        let server_side = self.backend.is_server_side();
+        let rotation = self.token_ttl.filter(|_| server_side);
+        let policy = Policy {
             idle_timeout: self.idle_timeout,
             absolute_timeout: self.absolute_timeout,
-            token_ttl: self.token_ttl.filter(|_| self.backend.is_server_side()),
-            rotation_grace: self.rotation_grace,
-            cleanup: self.cleanup,
+            rotation,
+        };
+        let sealer = CookieCodec::new(
+            &self.key,
+            &self.cookie_name,
+            if server_side { "id" } else { "data" },
+            self.content_security,
+        )?
+        .into_sealer();
+        let storage = match self.backend {
+            Backend::Server(store) => Storage::Server(Sessions::new(
+                store,
+                SessionsConfig {
+                    rotation: RotationKey::new(&derive_key(&self.key, b"rotation")?),
+                    rotates: rotation.is_some(),
+                    grace: self.rotation_grace,
+                    idle_timeout: self.idle_timeout,
+                    cleanup: self.cleanup,
+                    max_record_bytes: self.max_record_bytes,
+                },
+            )),
+            Backend::Cookie => Storage::Cookie,
+        };
+        let settings = Settings {
+            cookie_attributes: cookie_attributes(
+                &self.cookie_path,
+                self.cookie_domain.as_deref(),
+                self.cookie_secure,
+                self.cookie_http_only,
+                self.cookie_same_site,
+            ),
+            cookie_name: self.cookie_name,
+            persistent_cookie: self.persistent_cookie,
+            policy,
             integrate_flash: self.integrate_flash,
             binding: self.binding,
             trusted_proxies: self.trusted_proxies,
             forwarded_header: self.forwarded_header,
-            key: self.key,
-            binding_key,
-            rotation_key,
+            binding_key: BindingKey::new(&derive_key(&self.key, b"binding")?),
+            sealer,
             clock: self.clock,
-            write_queue: WriteQueue::default().max_record_bytes(self.max_record_bytes),
-            max_record_bytes: self.max_record_bytes,
         };
-        Ok(SessionLayer::from_parts(self.backend, Arc::new(settings)))
+        Ok(SessionLayer::from_parts(storage, settings))
     }
+}
+
+/// The attributes every `Set-Cookie` of the layer carries after `name=value`.
+fn cookie_attributes(
+    path: &str,
+    domain: Option<&str>,
+    secure: bool,
+    http_only: bool,
+    same_site: SameSite,
+) -> String {
+    let mut out = format!("; Path={path}");
+    if let Some(domain) = domain {
+        out.push_str("; Domain=");
+        out.push_str(domain);
+    }
+    if secure {
+        out.push_str("; Secure");
+    }
+    if http_only {
+        out.push_str("; HttpOnly");
+    }
+    out.push_str(match same_site {
+        SameSite::Strict => "; SameSite=Strict",
+        SameSite::Lax => "; SameSite=Lax",
+        SameSite::None => "; SameSite=None",
+    });
+    out
 }
 
 #[cfg(test)]
@@ -431,7 +484,7 @@ mod tests {
     #[test]
     fn sub_keys_are_not_cookie_macs() {
         let key = Key::generate();
-        let signing = hmac::Key::new(hmac::HMAC_SHA256, key.signing());
+        let signing = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key.signing());
         let derived = [
             derive_key(&key, b"binding").unwrap(),
             derive_key(&key, b"rotation").unwrap(),
@@ -443,7 +496,7 @@ mod tests {
             b"session-actix binding v1",
             b"session-actix rotation v1",
         ] {
-            let mac = hmac::sign(&signing, label);
+            let mac = ring::hmac::sign(&signing, label);
             for sub_key in &derived {
                 assert_ne!(mac.as_ref(), &sub_key[..], "{label:?}");
             }

@@ -6,7 +6,10 @@ use actix_session::{Session, SessionExt};
 use actix_web::{dev::Payload, error, FromRequest, HttpRequest};
 use serde::{Deserialize, Serialize};
 
-use crate::meta::FLASH_KEY;
+use crate::handoff::Frame;
+
+/// The reserved state key holding pending flash messages. User code must not write it.
+pub const FLASH_KEY: &str = "__flash";
 
 /// How important a flash message is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -52,7 +55,8 @@ pub struct FlashMessage {
 /// [`push`](Self::push) queues a message for a later request (typically the page a
 /// redirect leads to).
 ///
-/// Extraction fails with 500 if the layer was built with `integrate_flash(false)`.
+/// Extraction fails with 500 if the layer was built with `integrate_flash(false)`, or if
+/// the session middleware is not installed.
 pub struct Flash {
     incoming: Vec<FlashMessage>,
     session: Session,
@@ -98,16 +102,19 @@ impl FromRequest for Flash {
     type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let ctx = crate::context::RequestContext::current();
-        let result = match ctx.filter(|ctx| ctx.flash_enabled.get()) {
-            Some(ctx) => Ok(Self {
-                incoming: ctx.incoming_flash.borrow().clone(),
-                session: req.get_session(),
-            }),
-            None => Err(error::ErrorInternalServerError(
-                "flash messages are not enabled",
-            )),
-        };
+        let incoming = Frame::of(req).and_then(|frame| {
+            if frame.flash_enabled {
+                Ok(frame.incoming_flash.clone())
+            } else {
+                Err(error::ErrorInternalServerError(
+                    "flash messages are not enabled: the layer was built with integrate_flash(false)",
+                ))
+            }
+        });
+        let result = incoming.map(|incoming| Self {
+            incoming,
+            session: req.get_session(),
+        });
         Box::pin(async move { result })
     }
 }

@@ -1,46 +1,48 @@
-//! [`SessionLayer`]: one `.wrap(..)` that composes the guard, actix-session's middleware and
-//! the checks.
+//! [`SessionLayer`] and the middleware it installs. One request through it, top to bottom,
+//! is [`SessionMiddleware::call`]: every stage is a function of its own module.
 
-use std::{rc::Rc, sync::Arc};
+use std::{future::Future, pin::Pin, rc::Rc, sync::Arc};
 
-use actix_session::{
-    config::{BrowserSession, PersistentSession, TtlExtensionPolicy},
-    SessionMiddleware,
-};
 use actix_web::{
     body::MessageBody,
-    cookie::{time, Key},
+    cookie::Key,
     dev::{Service, ServiceRequest, ServiceResponse, Transform},
     Error,
 };
-use session_core::Store;
+use session_core::{lifecycle, Store};
 
 use crate::{
-    backend::{ActixStore, Backend, CookieOnly},
-    checks::Checks,
-    config::{SessionLayerBuilder, Settings},
-    guard::Guard,
+    collect,
+    config::SessionLayerBuilder,
+    config::Settings,
+    error, handoff, load, persist, request_cookie, response,
+    storage::{Backend, CookieOnly, Storage},
 };
 
 /// The session middleware: mount it once with `App::wrap`.
 ///
-/// It runs actix-session's `SessionMiddleware` (so handlers use `actix_session::Session`
-/// as usual) over a session-core [`Store`], and adds binding checks, id rotation, idle and
-/// absolute timeouts, flash messages, cache headers and opaque errors. See the
+/// Handlers use `actix_session::Session` (and the typed [`Typed`](crate::Typed) and
+/// [`Flash`](crate::Flash) extractors) as usual; the layer does the cookie round trip,
+/// loads and saves through a session-core [`Store`], and applies binding, id rotation,
+/// idle and absolute timeouts, flash messages and cache headers. See the
 /// [crate documentation](crate) for a complete example and [`SessionLayerBuilder`] for the
 /// settings.
 ///
 /// The layer is `Send + Clone`: build it once and clone it into `HttpServer::new`.
 pub struct SessionLayer<S> {
-    backend: Backend<S>,
-    settings: Arc<Settings>,
+    inner: Arc<Inner<S>>,
+}
+
+/// What every request of a layer shares.
+pub(crate) struct Inner<S> {
+    pub(crate) storage: Storage<S>,
+    pub(crate) settings: Settings,
 }
 
 impl<S> Clone for SessionLayer<S> {
     fn clone(&self) -> Self {
         Self {
-            backend: self.backend.clone(),
-            settings: Arc::clone(&self.settings),
+            inner: Arc::clone(&self.inner),
         }
     }
 }
@@ -48,21 +50,24 @@ impl<S> Clone for SessionLayer<S> {
 impl<S> std::fmt::Debug for SessionLayer<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SessionLayer")
-            .field("cookie_name", &self.settings.cookie_name)
-            .field("server_side", &self.backend.is_server_side())
+            .field("cookie_name", &self.inner.settings.cookie_name)
+            .field(
+                "server_side",
+                &matches!(self.inner.storage, Storage::Server(_)),
+            )
             .finish_non_exhaustive()
     }
 }
 
 impl<S: Store> SessionLayer<S> {
     /// A builder for sessions kept in `store` (e.g. a
-    /// [`TieredStore`](session_core::store::TieredStore)), with cookies signed and encrypted
-    /// under `key`.
+    /// [`TieredStore`](session_core::store::TieredStore)), with cookies encrypted under
+    /// `key`.
     ///
     /// `key` must be at least 64 bytes of secret randomness (`Key::generate()`, or
     /// `Key::from` a secret loaded from configuration) and the same for every process of
-    /// the application: ids, binding fingerprints and rotation successors all derive from
-    /// it.
+    /// the application: the cookie's keys, binding fingerprints and rotation successors all
+    /// derive from it.
     pub fn builder(store: S, key: Key) -> SessionLayerBuilder<S> {
         SessionLayerBuilder::new(Backend::Server(Arc::new(store)), key)
     }
@@ -76,14 +81,24 @@ impl<S: Store> SessionLayer<S> {
         Self::builder(store, key).build()
     }
 
-    pub(crate) fn from_parts(backend: Backend<S>, settings: Arc<Settings>) -> Self {
-        Self { backend, settings }
+    pub(crate) fn from_parts(storage: Storage<S>, settings: Settings) -> Self {
+        Self {
+            inner: Arc::new(Inner { storage, settings }),
+        }
+    }
+
+    /// The store sessions are kept in; `None` for a cookie-only layer.
+    #[must_use]
+    pub fn store(&self) -> Option<&S> {
+        match &self.inner.storage {
+            Storage::Server(sessions) => Some(sessions.store()),
+            Storage::Cookie => None,
+        }
     }
 }
 
 impl SessionLayer<CookieOnly> {
-    /// A builder for cookie-only sessions: the data lives in the (encrypted) cookie,
-    /// through actix-session's `CookieSessionStore`, as JSON.
+    /// A builder for cookie-only sessions: the data lives in the (encrypted) cookie.
     ///
     /// Binding checks, idle and absolute timeouts and flash messages work as with a
     /// server-side store. What cannot apply: server-side revocation (a copied cookie stays
@@ -102,55 +117,84 @@ where
 {
     type Response = ServiceResponse<B>;
     type Error = Error;
-    type Transform = Guard<
-        <SessionMiddleware<ActixStore<S>> as Transform<Checks<Svc>, ServiceRequest>>::Transform,
-    >;
+    type Transform = SessionMiddleware<Svc, S>;
     type InitError = ();
-    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self::Transform, ()>>>>;
+    type Future = std::future::Ready<Result<Self::Transform, ()>>;
 
     fn new_transform(&self, service: Svc) -> Self::Future {
-        let settings = Arc::clone(&self.settings);
-        let session = actix_middleware(&self.backend, &settings);
-        let checks = Checks::new(
-            service,
-            Arc::clone(&settings),
-            self.backend.is_server_side(),
-        );
-        Box::pin(async move {
-            let inner = session.new_transform(checks).await?;
-            Ok(Guard::new(Rc::new(inner), settings))
-        })
+        std::future::ready(Ok(SessionMiddleware {
+            service: Rc::new(service),
+            inner: Arc::clone(&self.inner),
+        }))
     }
 }
 
-/// actix-session's middleware, configured from the settings.
-fn actix_middleware<S: Store>(
-    backend: &Backend<S>,
-    settings: &Arc<Settings>,
-) -> SessionMiddleware<ActixStore<S>> {
-    let idle = time::Duration::try_from(settings.idle_timeout).unwrap_or(time::Duration::MAX);
-    let builder = SessionMiddleware::builder(backend.actix_store(settings), settings.key.clone())
-        .cookie_name(settings.cookie_name.clone())
-        .cookie_secure(settings.cookie_secure)
-        .cookie_http_only(settings.cookie_http_only)
-        .cookie_same_site(settings.cookie_same_site)
-        .cookie_domain(settings.cookie_domain.clone())
-        .cookie_path(settings.cookie_path.clone())
-        .cookie_content_security(settings.content_security);
-    // Expiry is extended by the checks (at most once per quarter of the idle timeout), not
-    // by actix-session on every request.
-    let builder = if settings.persistent_cookie {
-        builder.session_lifecycle(
-            PersistentSession::default()
-                .session_ttl(idle)
-                .session_ttl_extension_policy(TtlExtensionPolicy::OnStateChanges),
-        )
-    } else {
-        builder.session_lifecycle(
-            BrowserSession::default()
-                .state_ttl(idle)
-                .state_ttl_extension_policy(TtlExtensionPolicy::OnStateChanges),
-        )
-    };
-    builder.build()
+/// The service [`SessionLayer`] wraps around the application.
+pub struct SessionMiddleware<Svc, S> {
+    service: Rc<Svc>,
+    inner: Arc<Inner<S>>,
+}
+
+impl<Svc, S, B> Service<ServiceRequest> for SessionMiddleware<Svc, S>
+where
+    S: Store,
+    Svc: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<B>;
+    type Error = Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Error>>>>;
+
+    actix_web::dev::forward_ready!(service);
+
+    fn call(&self, req: ServiceRequest) -> Self::Future {
+        let service = Rc::clone(&self.service);
+        let inner = Arc::clone(&self.inner);
+        Box::pin(async move {
+            let settings = &inner.settings;
+            let now = settings.clock.now();
+
+            // 1. Find the session cookie and open it: a value that does not authenticate
+            //    is no session, and never reaches a store.
+            let mut had_cookie = false;
+            let payload = request_cookie::values(req.headers(), &settings.cookie_name)
+                .inspect(|_| had_cookie = true)
+                .find_map(|value| settings.sealer.open(value));
+
+            // 2. Load the session it names.
+            let found = load::load(&inner, payload).await.map_err(error::opaque)?;
+
+            // 3. Decide what the handler gets (timeouts, binding, rotation, refresh).
+            let presented = load::presented(&found, req.request(), settings, now);
+            let start = lifecycle::start(&settings.policy, presented);
+            if let lifecycle::Start::Replace { reason, .. } = start {
+                tracing::warn!(
+                    reason = reason.as_str(),
+                    "session refused; continuing with a fresh session"
+                );
+            }
+
+            // 4. Hand the state to actix-session's `Session` (and flash messages to `Flash`).
+            let given = found.given(start);
+            handoff::hand_over(&req, given, settings.integrate_flash);
+
+            // 5. Run the handler.
+            let mut res = service.call(req).await?;
+
+            // 6. Collect what it did to the session.
+            let (handled, changes) =
+                collect::collect(res.request(), given.map(|record| &record.state))
+                    .map_err(error::opaque)?;
+
+            // 7. Plan the writes and carry them out.
+            let plan = lifecycle::finish(start, handled, settings.persistent_cookie);
+            let issued = persist::carry_out(&inner, &plan, found, changes, res.request(), now)
+                .await
+                .map_err(error::opaque)?;
+
+            // 8. Set or remove the cookie; mark the response private to the session.
+            response::finish(&mut res, settings, issued, had_cookie, now);
+            Ok(res)
+        })
+    }
 }

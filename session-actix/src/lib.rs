@@ -1,9 +1,10 @@
 //! actix-web middleware for typed, server-side sessions.
 //!
-//! Mount one [`SessionLayer`]: it runs actix-session's `SessionMiddleware` (existing
-//! `actix_session::Session` handlers keep working unchanged) over a session-core store —
-//! in production a Redis cache in front of PostgreSQL, embedded an in-process cache in
-//! front of SQLite — and adds what the original App Engine utility offered and a modern
+//! Mount one [`SessionLayer`]: handlers keep using `actix_session::Session` (so code and
+//! crates written for actix-session keep working), while the layer — its own middleware,
+//! not actix-session's `SessionMiddleware` — keeps the data in a session-core store (in
+//! production a Redis cache in front of PostgreSQL, embedded an in-process cache in front
+//! of SQLite) and adds what the original App Engine utility offered and a modern
 //! application needs: binding to the client's IP and/or User-Agent, periodic id rotation
 //! with a grace window, idle and absolute timeouts, cleanup of stale sessions, flash
 //! messages, and typed access through `#[session]` structs.
@@ -50,7 +51,7 @@
 //! # Choosing storage
 //!
 //! Any [`session_core::Store`]: see the `session_core` docs. [`SessionLayer::cookie_only`]
-//! keeps the data in the cookie instead (actix-session's `CookieSessionStore`).
+//! keeps the data in the (encrypted) cookie instead.
 //!
 //! # Settings
 //!
@@ -60,27 +61,57 @@
 //!
 //! # What happens on each request
 //!
-//! - The cookie's value is decrypted, then checked to be a well-formed token before any
-//!   store query; anything else is a new, empty session.
+//! One request through the layer reads top to bottom in `SessionMiddleware::call`
+//! (`layer.rs`), one module per stage; the decisions are session-core's
+//! [`lifecycle`](session_core::lifecycle), whose docs hold the table of every case.
+//!
+//! - The session cookie is found among the request's cookies and opened (AES-256-GCM
+//!   with a key prepared once; the format is documented and versioned, see "Cookie
+//!   format"). A value that does not authenticate is a new, empty session and never
+//!   reaches a store: a flood of forged cookies costs no store call.
 //! - An unknown id is never adopted: a new session always gets a new id (no fixation).
 //! - A session whose binding (HMAC of IP prefix / User-Agent) does not match, or that
 //!   passed its idle or absolute timeout, is replaced by a fresh, empty session under a new
 //!   id; the old state is not exposed. On a binding mismatch the old record is left alone,
 //!   so presenting a stolen cookie cannot end its owner's session.
-//! - An unchanged session costs one store read and no write; its expiry is refreshed at
-//!   most once per quarter of the idle timeout.
+//! - The handler's changes are found by comparing its `Session` with what it was given;
+//!   only the keys it changed are written, on top of whatever other requests wrote
+//!   meanwhile. An unchanged session costs one store read and no write; its expiry is
+//!   refreshed at most once per quarter of the idle timeout.
 //! - Every `token_rotation` period the id changes; the old id forwards to the new one for
 //!   `rotation_grace`, then stops working. `Session::renew()` (do it at login) changes the
-//!   id at once, without grace.
-//! - A response that sets the cookie carries `Cache-Control: no-store` and `Vary: Cookie`.
+//!   id at once, without grace. `Session::purge()` (logout) ends the whole rotation family:
+//!   the id presented and the successors a concurrent rotation gave it.
+//! - The cookie is set only when its id or its expiry changes. A response that sets it
+//!   carries `Cache-Control: no-store` and `Vary: Cookie`; one to a request that carried
+//!   it, `Cache-Control: private` and `Vary: Cookie`.
 //! - A store failure answers with an opaque `500` (`session error`); details go to
 //!   `tracing`. Session ids never appear in logs or error bodies.
 //!
+//! # `Session` under this layer
+//!
+//! `get`, `insert`, `update`, `remove`, `clear`, `purge`, `renew`, `entries` and
+//! `contains_key` behave as documented by actix-session. `status()` reports `Purged` and
+//! `Renewed` as there; otherwise it is `Changed` for a session that was loaded with data
+//! (the layer hands the data over through `insert`) and `Unchanged` for an empty one: the
+//! layer itself decides what to write by comparing, not from `status()`.
+//!
+//! # Cookie format
+//!
+//! Version 1: `"1"` then base64url (no padding) of a 12-byte nonce, the AES-256-GCM
+//! ciphertext of the payload and its 16-byte tag. The additional data is
+//! `session-actix/1 id <cookie name>` for a server-side session, whose payload is its
+//! 43-character id, and `session-actix/1 data <cookie name>` for a cookie-only session,
+//! whose payload is 16 hex digits of its expiry (Unix milliseconds) and the record's JSON
+//! ([`session_core::Record::encode`]). With `CookieContentSecurity::Signed` the value is
+//! `"1"`, base64url of the payload, `.`, and base64url of its HMAC-SHA256 (over the same
+//! additional data, then the payload). The keys are HKDF-SHA256 sub-keys of the layer's key.
+//!
 //! # Reserved keys
 //!
-//! The layer keeps its bookkeeping in the session state under `__session` (created,
-//! refreshed and id-issued times, binding HMAC) and pending flash messages under
-//! `__flash`. Do not write these keys.
+//! Pending flash messages live in the session state under `__flash` ([`FLASH_KEY`]). Do
+//! not write it. The layer's own bookkeeping (created, id-issued time, binding HMAC) is
+//! the record's [`Metadata`](session_core::Metadata), out of the state's way.
 //!
 //! # Expired sessions
 //!
@@ -90,24 +121,31 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-mod backend;
-mod bridge;
-mod checks;
+mod client;
+mod codec;
+mod collect;
 mod config;
-mod context;
+mod error;
 mod flash;
-mod guard;
+mod handoff;
 mod layer;
-mod meta;
+mod load;
+mod persist;
+mod request_cookie;
+mod response;
+mod seal;
+mod storage;
 mod typed;
 
-pub use backend::CookieOnly;
+pub use codec::{CookieCodec, SealError};
 pub use config::{ConfigError, SessionLayerBuilder, DEFAULT_MAX_RECORD_BYTES};
-pub use flash::{Flash, FlashMessage, Level};
-pub use layer::SessionLayer;
-pub use meta::{FLASH_KEY, META_KEY};
+pub use flash::{Flash, FlashMessage, Level, FLASH_KEY};
+pub use layer::{SessionLayer, SessionMiddleware};
 pub use session_core::client_ip::ForwardedHeader;
-pub use typed::{Typed, TypedSession};
+pub use storage::CookieOnly;
+#[allow(deprecated)]
+pub use typed::TypedSession;
+pub use typed::{SessionAccessor, Typed};
 
 pub use actix_session::{config::CookieContentSecurity, Session, SessionExt};
 /// The `#[session]` attribute, re-exported.

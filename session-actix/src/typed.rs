@@ -11,18 +11,24 @@ use actix_web::{dev::Payload, error, FromRequest, HttpRequest};
 use serde::{de::DeserializeOwned, Serialize};
 use session_core::schema::{SchemaError, SessionAccess, SessionSchema};
 
-/// actix-session's `Session` as a [`SessionAccess`], for the typed views `#[session]`
-/// generates (`MastermindState::view(&session)`). An extractor; derefs to the `Session`.
-#[derive(Clone)]
-pub struct TypedSession(pub Session);
+use crate::handoff::Frame;
 
-impl std::fmt::Debug for TypedSession {
+/// actix-session's `Session` as a [`SessionAccess`], for the typed views `#[session]`
+/// generates (`MastermindState::view(&accessor)`). An extractor; derefs to the `Session`.
+#[derive(Clone)]
+pub struct SessionAccessor(pub Session);
+
+/// The earlier name of [`SessionAccessor`].
+#[deprecated(since = "0.1.0", note = "renamed to `SessionAccessor`")]
+pub type TypedSession = SessionAccessor;
+
+impl std::fmt::Debug for SessionAccessor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("TypedSession(..)")
+        f.write_str("SessionAccessor(..)")
     }
 }
 
-impl Deref for TypedSession {
+impl Deref for SessionAccessor {
     type Target = Session;
 
     fn deref(&self) -> &Session {
@@ -30,16 +36,16 @@ impl Deref for TypedSession {
     }
 }
 
-impl FromRequest for TypedSession {
+impl FromRequest for SessionAccessor {
     type Error = error::Error;
     type Future = Ready<Result<Self, Self::Error>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(Ok(Self(req.get_session())))
+        ready(Frame::of(req).map(|_| Self(req.get_session())))
     }
 }
 
-impl SessionAccess for TypedSession {
+impl SessionAccess for SessionAccessor {
     fn get_value<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, SchemaError> {
         self.0.get(key).map_err(|err| SchemaError::Decode {
             key: key.to_owned(),
@@ -93,7 +99,7 @@ pub struct Typed<T: SessionSchema> {
     value: T,
     /// JSON of each field as loaded.
     loaded: Vec<(&'static str, String)>,
-    session: TypedSession,
+    session: SessionAccessor,
 }
 
 impl<T: SessionSchema> Typed<T> {
@@ -147,7 +153,10 @@ impl<T: SessionSchema + Default> FromRequest for Typed<T> {
     type Future = Ready<Result<Self, Self::Error>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let session = TypedSession(req.get_session());
+        if let Err(err) = Frame::of(req) {
+            return ready(Err(err));
+        }
+        let session = SessionAccessor(req.get_session());
         let value = T::load_or_default(&session);
         let loaded = match value.entries() {
             Ok(entries) => entries

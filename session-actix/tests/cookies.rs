@@ -150,18 +150,31 @@ async fn signed_cookie_content_round_trips() {
     assert_eq!(client.post(&app, "/inc").await.body, "1");
     let cookie = client.cookie.clone().unwrap();
     // Signed, not encrypted: the value is the token plus a MAC, readable by the client.
-    let mut jar = actix_web::cookie::CookieJar::new();
-    jar.add_original(cookie.clone());
-    let token = jar.signed(&key).get("session").expect("valid signature");
-    assert!(session_core::SessionToken::try_from(token.value()).is_ok());
-    assert!(cookie.value().contains(token.value()));
+    let codec = session_actix::CookieCodec::server_side(
+        &key,
+        "session",
+        session_actix::CookieContentSecurity::Signed,
+    )
+    .unwrap();
+    let token = codec.open_id(cookie.value()).expect("valid signature");
+    let (payload, _mac) = cookie.value()[1..].split_once('.').unwrap();
+    use base64::Engine as _;
+    let readable = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .unwrap();
+    assert_eq!(readable, token.as_str().as_bytes());
     assert_eq!(client.get(&app, "/count").await.body, "1");
-    // A changed signature is refused: a fresh session.
+    // A changed signature is refused: a fresh session. The last character of the MAC is
+    // replaced by another one, so the value differs by construction.
+    let value = cookie.value();
+    let last = value.as_bytes()[value.len() - 1];
+    let other = if last == b'A' { 'B' } else { 'A' };
     let mut forged = client.clone();
     forged.cookie = Some(actix_web::cookie::Cookie::new(
         "session",
-        format!("x{}", &cookie.value()[1..]),
+        format!("{}{other}", &value[..value.len() - 1]),
     ));
+    assert_ne!(forged.cookie.as_ref().unwrap().value(), value);
     assert_eq!(forged.get(&app, "/count").await.body, "0");
 }
 

@@ -76,6 +76,7 @@ pub mod binding;
 mod changes;
 pub mod client_ip;
 pub mod clock;
+pub mod lifecycle;
 pub mod record;
 pub mod schema;
 pub mod store;

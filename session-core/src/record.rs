@@ -82,6 +82,17 @@ pub struct Metadata {
 }
 
 impl Metadata {
+    /// The metadata of a session created at `now`, bound to `binding` (a fingerprint, if
+    /// the layer binds sessions): its id issued now.
+    #[must_use]
+    pub fn new_session(binding: Option<String>, now: SystemTime) -> Self {
+        Self {
+            binding,
+            token_issued_ms: Some(crate::lifecycle::unix_millis(now)),
+            successor: None,
+        }
+    }
+
     /// The successor key of a rotated-away record, if this is one.
     #[must_use]
     pub fn successor(&self) -> Option<TokenHash> {

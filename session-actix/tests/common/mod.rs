@@ -6,12 +6,15 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use actix_web::{
     body::MessageBody,
-    cookie::{Cookie, CookieJar, Key},
+    cookie::{Cookie, Key},
     dev::{Service, ServiceResponse},
     http::{header, StatusCode},
     test, web, App, HttpResponse,
 };
-use session_actix::{Flash, Level, Session, SessionLayer, SessionLayerBuilder, Typed};
+use session_actix::{
+    CookieCodec, CookieContentSecurity, Flash, Level, Session, SessionLayer, SessionLayerBuilder,
+    Typed,
+};
 use session_core::{
     session,
     store::{Counted, MemoryStore, OpCounts, PostgresStore, RedisStore, TieredStore},
@@ -280,23 +283,16 @@ impl Client {
 /// An encrypted session cookie holding `value`, as the server would make it with `key`: a
 /// client that knows the key (or a test) can put any id in it.
 pub fn forge_cookie(key: &Key, value: &str) -> Cookie<'static> {
-    let mut jar = CookieJar::new();
-    jar.private_mut(key)
-        .add(Cookie::new("session", value.to_owned()));
-    jar.get("session").unwrap().clone().into_owned()
+    let codec = CookieCodec::server_side(key, "session", CookieContentSecurity::Private).unwrap();
+    Cookie::new("session", codec.seal(value.as_bytes()).unwrap())
 }
 
 /// The token inside an (encrypted) session cookie.
 pub fn token_of(key: &Key, cookie: &Cookie<'static>) -> session_core::SessionToken {
-    let mut jar = CookieJar::new();
-    jar.add_original(cookie.clone());
-    let value = jar
-        .private(key)
-        .get(cookie.name())
-        .unwrap()
-        .value()
-        .to_owned();
-    session_core::SessionToken::try_from(value).unwrap()
+    let codec = CookieCodec::server_side(key, "session", CookieContentSecurity::Private).unwrap();
+    codec
+        .open_id(cookie.value())
+        .expect("a session cookie of this key")
 }
 
 /// Runs an async test body against the memory store and the tiered Redis + PostgreSQL

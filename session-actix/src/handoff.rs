@@ -1,0 +1,54 @@
+//! Stage 4: hand the session's state to actix-session's `Session` (through its public API)
+//! and pending flash messages to [`Flash`](crate::Flash).
+
+use actix_session::SessionExt as _;
+use actix_web::{dev::ServiceRequest, HttpMessage as _, HttpRequest};
+use session_core::Record;
+
+use crate::flash::{FlashMessage, FLASH_KEY};
+
+/// What the layer leaves in the request's extensions for the extractors.
+pub(crate) struct Frame {
+    /// Whether flash messages are on.
+    pub(crate) flash_enabled: bool,
+    /// The flash messages set by earlier requests, taken out of the session.
+    pub(crate) incoming_flash: Vec<FlashMessage>,
+}
+
+impl Frame {
+    /// The layer's frame of the request, or an error that says the layer is missing.
+    pub(crate) fn of(req: &HttpRequest) -> Result<std::cell::Ref<'_, Self>, actix_web::Error> {
+        std::cell::Ref::filter_map(req.extensions(), |ext| ext.get::<Self>()).map_err(|_| {
+            actix_web::error::ErrorInternalServerError(
+                "the session middleware is not installed: add `.wrap(session_layer)` to the App",
+            )
+        })
+    }
+}
+
+/// Puts `given` (the continued session's record, if any) into the request's `Session`,
+/// all but pending flash messages, which go to the [`Frame`] (so each is read once: not
+/// handing them on is their removal from the session).
+pub(crate) fn hand_over(req: &ServiceRequest, given: Option<&Record>, flash_enabled: bool) {
+    let mut incoming_flash = Vec::new();
+    if let Some(record) = given {
+        let session = req.get_session();
+        for (key, value) in &record.state {
+            if flash_enabled && key == FLASH_KEY {
+                incoming_flash = serde_json::from_str(value.get()).unwrap_or_else(|err| {
+                    tracing::warn!(error = %err, "pending flash messages do not decode; dropped");
+                    Vec::new()
+                });
+                continue;
+            }
+            // A raw JSON value serializes as itself: the handler sees the stored text.
+            if let Err(err) = session.insert(key.as_str(), value) {
+                tracing::warn!(key, error = %err, "session value could not be handed over");
+            }
+        }
+    }
+    req.extensions_mut().insert(Frame {
+        flash_enabled,
+        incoming_flash,
+    });
+}

@@ -1,0 +1,117 @@
+//! Stage 2 and 3: load the session an opened cookie names, and state what the lifecycle
+//! needs to know about it.
+
+use std::time::{Duration, SystemTime};
+
+use actix_web::HttpRequest;
+use session_core::{
+    lifecycle::{Facts, Loaded, Presented, Start},
+    Record, SessionToken, Store, StoreError,
+};
+
+use crate::{client, config::Settings, layer::Inner, storage::Storage};
+
+/// The session a request presented.
+pub(crate) enum Found {
+    /// None: no cookie, one that did not open, or an id with no live record.
+    Nothing,
+    /// A server-side session.
+    Server(Loaded),
+    /// A cookie-only session (its record came in the cookie).
+    Cookie(Record),
+}
+
+impl Found {
+    /// The record, if one was found.
+    pub(crate) fn record(&self) -> Option<&Record> {
+        match self {
+            Self::Nothing => None,
+            Self::Server(loaded) => Some(&loaded.record),
+            Self::Cookie(record) => Some(record),
+        }
+    }
+
+    /// The record the handler is given: the one found, if the lifecycle continues it.
+    pub(crate) fn given(&self, start: Start) -> Option<&Record> {
+        match start {
+            Start::Continue { .. } => self.record(),
+            Start::New | Start::Replace { .. } => None,
+        }
+    }
+}
+
+/// Loads what the opened cookie's `payload` names.
+pub(crate) async fn load<S: Store>(
+    inner: &Inner<S>,
+    payload: Option<Vec<u8>>,
+) -> Result<Found, StoreError> {
+    let Some(payload) = payload else {
+        return Ok(Found::Nothing);
+    };
+    match &inner.storage {
+        Storage::Server(sessions) => {
+            // Authenticated, so made by this layer; checked anyway before any store query.
+            let token = std::str::from_utf8(&payload)
+                .ok()
+                .and_then(|text| SessionToken::try_from(text).ok());
+            let Some(token) = token else {
+                return Ok(Found::Nothing);
+            };
+            Ok(sessions
+                .load(token)
+                .await?
+                .map_or(Found::Nothing, Found::Server))
+        }
+        Storage::Cookie => Ok(decode_cookie_record(&payload).map_or(Found::Nothing, Found::Cookie)),
+    }
+}
+
+/// A cookie-only payload: 16 hex digits of the expiry (Unix milliseconds), then the
+/// record's JSON.
+fn decode_cookie_record(payload: &[u8]) -> Option<Record> {
+    let (expiry, json) = payload.split_at_checked(16)?;
+    let millis = u64::from_str_radix(std::str::from_utf8(expiry).ok()?, 16).ok()?;
+    let expires_at = SystemTime::UNIX_EPOCH.checked_add(Duration::from_millis(millis))?;
+    match Record::decode(json, expires_at) {
+        Ok(record) => Some(record),
+        Err(err) => {
+            tracing::warn!(error = %err, "cookie-only session does not decode; new session");
+            None
+        }
+    }
+}
+
+/// The payload of a cookie-only session's cookie (see [`decode_cookie_record`]).
+pub(crate) fn encode_cookie_record(record: &Record) -> Result<Vec<u8>, StoreError> {
+    let millis = session_core::lifecycle::unix_millis(record.expires_at);
+    let json = record.encode()?;
+    let mut payload = Vec::with_capacity(16 + json.len());
+    payload.extend_from_slice(format!("{millis:016x}").as_bytes());
+    payload.extend_from_slice(&json);
+    Ok(payload)
+}
+
+/// What the lifecycle needs to know about the session found.
+pub(crate) fn presented(
+    found: &Found,
+    req: &HttpRequest,
+    settings: &Settings,
+    now: SystemTime,
+) -> Presented {
+    let Some(record) = found.record() else {
+        return Presented::Nothing;
+    };
+    let issued_at = record
+        .meta
+        .token_issued_ms
+        .and_then(|ms| SystemTime::UNIX_EPOCH.checked_add(Duration::from_millis(ms)))
+        .unwrap_or(record.created_at);
+    Presented::Session(Facts {
+        now,
+        created_at: record.created_at,
+        expires_at: record.expires_at,
+        issued_at,
+        binding_matches: client::matches(req, settings, record.meta.binding.as_deref()),
+        forwarded: matches!(found, Found::Server(loaded) if loaded.forwarded()),
+    })
+}

@@ -1,0 +1,380 @@
+//! [`Sessions`]: loading a presented session and carrying out a [`Plan`] on a store.
+
+use std::{sync::Arc, time::Duration, time::SystemTime};
+
+use crate::{
+    store::{Applied, CleanupPolicy, WriteQueue, MAX_UPDATE_ATTEMPTS},
+    Changes, Metadata, Record, SessionToken, Store, StoreError, TokenHash,
+};
+
+use super::{Finish, Plan, RotationKey};
+
+/// How many fresh ids to try when one collides with an existing session.
+const CREATE_ATTEMPTS: usize = 3;
+
+/// What went wrong while loading or saving a session: the store's error.
+pub type SessionsError = StoreError;
+
+/// A session a request presented, as loaded.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The record's key (the successor's, when the request came through a grace forward).
+    pub key: TokenHash,
+    /// The id the client should hold for that record.
+    pub token: SessionToken,
+    /// The id the client presented, when it was a rotated-away one (the family to end on a
+    /// logout starts there).
+    pub presented: Option<SessionToken>,
+    /// The record as loaded: the base of the request's changes and of the version check.
+    pub record: Record,
+}
+
+impl Loaded {
+    /// Whether the client presented a rotated-away id in its grace window.
+    #[must_use]
+    pub fn forwarded(&self) -> bool {
+        self.presented.is_some()
+    }
+}
+
+/// What carrying out a plan left for the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The id the client should hold now, and when the session expires.
+    Live(SessionToken, SystemTime),
+    /// No session is stored for the client (nothing to store, or it ended).
+    Ended,
+}
+
+/// The store side of the lifecycle: loads presented sessions and carries out plans.
+///
+/// Framework-agnostic: a web layer opens the cookie, calls [`load`](Self::load), asks
+/// [`start`](super::start) and [`finish`](super::finish) what to do, and hands the
+/// [`Plan`] to [`carry_out`](Self::carry_out).
+pub struct Sessions<S> {
+    store: Arc<S>,
+    rotation: RotationKey,
+    rotates: bool,
+    grace: Duration,
+    idle_timeout: Duration,
+    queue: WriteQueue,
+    cleanup: CleanupPolicy,
+    max_record_bytes: usize,
+}
+
+impl<S> std::fmt::Debug for Sessions<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sessions")
+            .field("grace", &self.grace)
+            .field("idle_timeout", &self.idle_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a [`Sessions`] needs besides its store.
+#[derive(Debug, Clone)]
+pub struct SessionsConfig {
+    /// Derives successor ids.
+    pub rotation: RotationKey,
+    /// Whether ids rotate at all (whether successors can exist).
+    pub rotates: bool,
+    /// How long a rotated-away id forwards to its successor.
+    pub grace: Duration,
+    /// How long a written or refreshed session lives without requests.
+    pub idle_timeout: Duration,
+    /// The cleanup run on a share of writes.
+    pub cleanup: CleanupPolicy,
+    /// The largest state stored, in bytes of keys and JSON values.
+    pub max_record_bytes: usize,
+}
+
+impl<S: Store> Sessions<S> {
+    /// Sessions kept in `store`.
+    #[must_use]
+    pub fn new(store: Arc<S>, config: SessionsConfig) -> Self {
+        Self {
+            store,
+            rotation: config.rotation,
+            rotates: config.rotates,
+            grace: config.grace,
+            idle_timeout: config.idle_timeout,
+            queue: WriteQueue::default().max_record_bytes(config.max_record_bytes),
+            cleanup: config.cleanup,
+            max_record_bytes: config.max_record_bytes,
+        }
+    }
+
+    /// The store.
+    #[must_use]
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// Loads the session `token` names, following a grace forward to its successor. `None`
+    /// for no live session; a corrupt record is deleted and reads as `None`.
+    ///
+    /// # Errors
+    ///
+    /// The store's, other than corruption.
+    pub async fn load(&self, token: SessionToken) -> Result<Option<Loaded>, SessionsError> {
+        let mut key = token.hash();
+        let mut current = token;
+        let mut presented = None;
+        for _ in 0..=RotationKey::FAMILY_SUCCESSORS {
+            let Some(record) = self.load_record(&key).await? else {
+                return Ok(None);
+            };
+            let Some(successor) = record.meta.successor() else {
+                return Ok(Some(Loaded {
+                    key,
+                    token: current,
+                    presented,
+                    record,
+                }));
+            };
+            // A rotated-away id in its grace window: resolve to the successor, which must
+            // be the one this id derives (a forward elsewhere is never followed).
+            let next = self.rotation.successor(&current)?;
+            if next.hash() != successor {
+                tracing::warn!(session = %key, "rotated session forwards to an unexpected id; new session");
+                return Ok(None);
+            }
+            presented.get_or_insert(current);
+            current = next;
+            key = successor;
+        }
+        Ok(None)
+    }
+
+    /// Loads a record; a corrupt one is deleted and reads as absent.
+    async fn load_record(&self, key: &TokenHash) -> Result<Option<Record>, SessionsError> {
+        match self.store.load(key).await {
+            Err(err) if err.is_corrupt() => {
+                tracing::warn!(session = %key, error = %err, "corrupt session deleted; new session");
+                if let Err(err) = self.store.delete(key).await {
+                    tracing::warn!(session = %key, error = %err, "could not delete corrupt session");
+                }
+                Ok(None)
+            }
+            other => other,
+        }
+    }
+
+    /// Carries out `plan` for the session the request loaded (`loaded`; `None` for a new
+    /// session), with the handler's `changes` (against the loaded state; against nothing
+    /// for a new session). `binding` is the client's fingerprint, kept by a created
+    /// session. `presented` is the family a refused session's plan ends (`end_old`).
+    ///
+    /// # Errors
+    ///
+    /// The store's; [`StoreError::TooLarge`] (nothing stored) when the state would exceed
+    /// `max_record_bytes`.
+    pub async fn carry_out(
+        &self,
+        plan: &Plan,
+        loaded: Option<Loaded>,
+        changes: Changes,
+        binding: Option<String>,
+        now: SystemTime,
+    ) -> Result<Option<Outcome>, SessionsError> {
+        let expires_at = now + self.idle_timeout;
+        let end_loaded = |loaded: &Option<Loaded>| {
+            loaded
+                .as_ref()
+                .map(|l| l.presented.clone().unwrap_or_else(|| l.token.clone()))
+        };
+        match plan.finish {
+            Finish::Nothing => Ok(None),
+            Finish::End => {
+                if let Some(token) = end_loaded(&loaded) {
+                    self.end_family(&token).await?;
+                }
+                Ok(Some(Outcome::Ended))
+            }
+            Finish::Touch => {
+                let Some(loaded) = loaded else {
+                    return Ok(None);
+                };
+                if self.store.touch(&loaded.key, expires_at).await? {
+                    Ok(Some(Outcome::Live(loaded.token, expires_at)))
+                } else {
+                    Ok(Some(Outcome::Ended))
+                }
+            }
+            Finish::Write => {
+                let Some(loaded) = loaded else {
+                    return Ok(None);
+                };
+                self.write(loaded, changes, expires_at).await.map(Some)
+            }
+            Finish::Rotate => {
+                let Some(loaded) = loaded else {
+                    return Ok(None);
+                };
+                self.rotate(loaded, changes, now).await.map(Some)
+            }
+            Finish::Create => {
+                if plan.end_old {
+                    if let Some(token) = end_loaded(&loaded) {
+                        self.end_family(&token).await?;
+                    }
+                }
+                let mut record = Record::new(now, expires_at);
+                changes.apply(&mut record.state);
+                record.meta = Metadata::new_session(binding, now);
+                self.create(&record).await.map(Some)
+            }
+            Finish::Renew => {
+                let Some(loaded) = loaded else {
+                    return Ok(None);
+                };
+                let mut record = Record::new(loaded.record.created_at, expires_at);
+                record.state = loaded.record.state.clone();
+                changes.apply(&mut record.state);
+                record.meta = Metadata::new_session(binding, now);
+                let family = loaded.presented.unwrap_or(loaded.token);
+                let outcome = self.create(&record).await?;
+                self.end_family(&family).await?;
+                Ok(Some(outcome))
+            }
+        }
+    }
+
+    /// Writes `changes` onto the loaded record (retrying on top of concurrent writes).
+    async fn write(
+        &self,
+        loaded: Loaded,
+        changes: Changes,
+        expires_at: SystemTime,
+    ) -> Result<Outcome, SessionsError> {
+        let written = self
+            .queue
+            .apply_changes(
+                self.store.as_ref(),
+                &loaded.key,
+                loaded.record,
+                changes,
+                expires_at,
+            )
+            .await?;
+        match written {
+            Applied::Written { key, .. } => {
+                self.cleanup.after_write(self.store.as_ref()).await;
+                // Rotated meanwhile by another request: follow it to the successor's id.
+                let mut token = loaded.token;
+                for _ in 0..MAX_UPDATE_ATTEMPTS {
+                    if token.hash() == key {
+                        return Ok(Outcome::Live(token, expires_at));
+                    }
+                    token = self.rotation.successor(&token)?;
+                }
+                // A forward to an id this layer did not derive: never hand it out.
+                Err(StoreError::corrupt(
+                    "saved into a session that is not a successor of the request's id",
+                ))
+            }
+            _ => {
+                tracing::info!(session = %loaded.key, "session ended during the request; not resurrected");
+                Ok(Outcome::Ended)
+            }
+        }
+    }
+
+    /// Moves the session to its successor id and leaves a forward at the old one for the
+    /// grace window.
+    ///
+    /// The successor is created first (a concurrent request never finds a forward to
+    /// nothing), and only created: a successor that a logout deleted is never written
+    /// again by an update. The forward then claims the rotation, conditional on the version
+    /// loaded. If another write came first, or another request of the same page is
+    /// rotating the same id (the successor exists), this request does not rotate: it
+    /// writes its changes as any other, following the forward if the other rotation landed.
+    async fn rotate(
+        &self,
+        loaded: Loaded,
+        changes: Changes,
+        now: SystemTime,
+    ) -> Result<Outcome, SessionsError> {
+        let expires_at = now + self.idle_timeout;
+        let next = self.rotation.successor(&loaded.token)?;
+        let next_hash = next.hash();
+        let mut record = Record::new(loaded.record.created_at, expires_at);
+        record.state = loaded.record.state.clone();
+        changes.apply(&mut record.state);
+        record.meta = loaded.record.meta.clone();
+        record.meta.successor = None;
+        record.meta.token_issued_ms = Some(unix_millis(now));
+        self.check_size(&record)?;
+        if self.store.create(&next_hash, &record).await? {
+            let mut forward = Record::new(loaded.record.created_at, now + self.grace);
+            forward.meta.successor = Some(next_hash.as_str().to_owned());
+            forward.version = loaded.record.version.saturating_add(1);
+            if self
+                .store
+                .update(&loaded.key, loaded.record.version, &forward)
+                .await?
+            {
+                tracing::debug!(session = %loaded.key, successor = %next_hash, "session id rotated");
+                self.cleanup.after_write(self.store.as_ref()).await;
+                return Ok(Outcome::Live(next, expires_at));
+            }
+            // Changed or ended meanwhile: undo the successor, save as any other request.
+            self.store.delete(&next_hash).await?;
+        }
+        // The record keeps its issue time, so the next request rotates instead of waiting
+        // a whole rotation period.
+        self.write(loaded, changes, expires_at).await
+    }
+
+    /// Creates a session under a fresh id.
+    async fn create(&self, record: &Record) -> Result<Outcome, SessionsError> {
+        self.check_size(record)?;
+        for _ in 0..CREATE_ATTEMPTS {
+            let token = SessionToken::generate()?;
+            if self.store.create(&token.hash(), record).await? {
+                self.cleanup.after_write(self.store.as_ref()).await;
+                return Ok(Outcome::Live(token, record.expires_at));
+            }
+            tracing::warn!("session id collision; drawing another");
+        }
+        Err(StoreError::unavailable(
+            "could not draw an unused session id",
+        ))
+    }
+
+    /// Refuses a record larger than `max_record_bytes`.
+    fn check_size(&self, record: &Record) -> Result<(), SessionsError> {
+        let size = crate::store::state_bytes(record);
+        if size > self.max_record_bytes {
+            return Err(StoreError::TooLarge {
+                size,
+                max: self.max_record_bytes,
+            });
+        }
+        Ok(())
+    }
+
+    /// Deletes the session under `token` and the successors a rotation may have given it
+    /// (derived from the id, so known without a read): a logout through an id that another
+    /// request just rotated away from ends the session the client now holds too.
+    ///
+    /// # Errors
+    ///
+    /// The store's.
+    pub async fn end_family(&self, token: &SessionToken) -> Result<(), SessionsError> {
+        if !self.rotates {
+            return self.store.delete(&token.hash()).await;
+        }
+        for member in self.rotation.family(token)? {
+            self.store.delete(&member.hash()).await?;
+        }
+        Ok(())
+    }
+}
+
+/// `time` in milliseconds since the Unix epoch.
+#[must_use]
+pub fn unix_millis(time: SystemTime) -> u64 {
+    time.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
