@@ -8,7 +8,7 @@ use actix_web::{
     HttpRequest,
 };
 
-use crate::config::Settings;
+use crate::settings::Settings;
 
 /// The client's binding fingerprint (HMAC of its IP prefix and/or User-Agent), if binding
 /// is on. Computed only for a session being created.

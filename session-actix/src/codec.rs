@@ -4,7 +4,7 @@ use actix_session::config::CookieContentSecurity;
 use actix_web::cookie::Key;
 use session_core::SessionToken;
 
-use crate::{config::derive_key, seal::Sealer, ConfigError};
+use crate::{config_error::ConfigError, keys::derive_key, seal::Sealer};
 
 /// Opens and seals session cookie values exactly as a [`SessionLayer`](crate::SessionLayer)
 /// built with the same key, cookie name and content security does (see "Cookie format" in

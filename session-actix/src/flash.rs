@@ -4,49 +4,14 @@ use std::{future::Future, pin::Pin};
 
 use actix_session::{Session, SessionExt};
 use actix_web::{dev::Payload, error, FromRequest, HttpRequest};
-use serde::{Deserialize, Serialize};
 
-use crate::handoff::Frame;
+use crate::{
+    flash_message::{FlashMessage, Level},
+    frame::Frame,
+};
 
 /// The reserved state key holding pending flash messages. User code must not write it.
 pub const FLASH_KEY: &str = "__flash";
-
-/// How important a flash message is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-#[non_exhaustive]
-pub enum Level {
-    /// Neutral information.
-    Info,
-    /// Something worked.
-    Success,
-    /// Something needs attention.
-    Warning,
-    /// Something failed.
-    Error,
-}
-
-impl Level {
-    /// The level's name: `"info"`, `"success"`, `"warning"` or `"error"`.
-    #[must_use]
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Self::Info => "info",
-            Self::Success => "success",
-            Self::Warning => "warning",
-            Self::Error => "error",
-        }
-    }
-}
-
-/// One flash message.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FlashMessage {
-    /// Its level.
-    pub level: Level,
-    /// Its text.
-    pub text: String,
-}
 
 /// Flash messages (the original utility's `integrate_flash`): an extractor.
 ///

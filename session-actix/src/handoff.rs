@@ -2,29 +2,10 @@
 //! and pending flash messages to [`Flash`](crate::Flash).
 
 use actix_session::SessionExt as _;
-use actix_web::{dev::ServiceRequest, HttpMessage as _, HttpRequest};
+use actix_web::{dev::ServiceRequest, HttpMessage as _};
 use session_core::Record;
 
-use crate::flash::{FlashMessage, FLASH_KEY};
-
-/// What the layer leaves in the request's extensions for the extractors.
-pub(crate) struct Frame {
-    /// Whether flash messages are on.
-    pub(crate) flash_enabled: bool,
-    /// The flash messages set by earlier requests, taken out of the session.
-    pub(crate) incoming_flash: Vec<FlashMessage>,
-}
-
-impl Frame {
-    /// The layer's frame of the request, or an error that says the layer is missing.
-    pub(crate) fn of(req: &HttpRequest) -> Result<std::cell::Ref<'_, Self>, actix_web::Error> {
-        std::cell::Ref::filter_map(req.extensions(), |ext| ext.get::<Self>()).map_err(|_| {
-            actix_web::error::ErrorInternalServerError(
-                "the session middleware is not installed: add `.wrap(session_layer)` to the App",
-            )
-        })
-    }
-}
+use crate::{flash::FLASH_KEY, frame::Frame};
 
 /// Puts `given` (the continued session's record, if any) into the request's `Session`,
 /// all but pending flash messages, which go to the [`Frame`] (so each is read once: not

@@ -5,18 +5,14 @@ use std::{future::Future, pin::Pin, rc::Rc, sync::Arc};
 
 use actix_web::{
     body::MessageBody,
-    cookie::Key,
     dev::{Service, ServiceRequest, ServiceResponse, Transform},
     Error,
 };
 use session_core::{lifecycle, Store};
 
 use crate::{
-    collect,
-    config::SessionLayerBuilder,
-    config::Settings,
-    error, handoff, load, persist, request_cookie, response,
-    storage::{Backend, CookieOnly, Storage},
+    collect, error, handoff, load, persist, request_cookie, response, shared::Shared,
+    storage::Storage,
 };
 
 /// The session middleware: mount it once with `App::wrap`.
@@ -30,13 +26,13 @@ use crate::{
 ///
 /// The layer is `Send + Clone`: build it once and clone it into `HttpServer::new`.
 pub struct SessionLayer<S> {
-    inner: Arc<Inner<S>>,
+    inner: Arc<Shared<S>>,
 }
 
-/// What every request of a layer shares.
-pub(crate) struct Inner<S> {
-    pub(crate) storage: Storage<S>,
-    pub(crate) settings: Settings,
+impl<S> SessionLayer<S> {
+    pub(crate) fn from_shared(inner: Arc<Shared<S>>) -> Self {
+        Self { inner }
+    }
 }
 
 impl<S> Clone for SessionLayer<S> {
@@ -60,33 +56,6 @@ impl<S> std::fmt::Debug for SessionLayer<S> {
 }
 
 impl<S: Store> SessionLayer<S> {
-    /// A builder for sessions kept in `store` (e.g. a
-    /// [`TieredStore`](session_core::store::TieredStore)), with cookies encrypted under
-    /// `key`.
-    ///
-    /// `key` must be at least 64 bytes of secret randomness (`Key::generate()`, or
-    /// `Key::from` a secret loaded from configuration) and the same for every process of
-    /// the application: the cookie's keys, binding fingerprints and rotation successors all
-    /// derive from it.
-    pub fn builder(store: S, key: Key) -> SessionLayerBuilder<S> {
-        SessionLayerBuilder::new(Backend::Server(Arc::new(store)), key)
-    }
-
-    /// A layer over `store` with the default settings.
-    ///
-    /// # Errors
-    ///
-    /// Never with the defaults; see [`SessionLayerBuilder::build`].
-    pub fn new(store: S, key: Key) -> Result<Self, crate::ConfigError> {
-        Self::builder(store, key).build()
-    }
-
-    pub(crate) fn from_parts(storage: Storage<S>, settings: Settings) -> Self {
-        Self {
-            inner: Arc::new(Inner { storage, settings }),
-        }
-    }
-
     /// The store sessions are kept in; `None` for a cookie-only layer.
     #[must_use]
     pub fn store(&self) -> Option<&S> {
@@ -94,18 +63,6 @@ impl<S: Store> SessionLayer<S> {
             Storage::Server(sessions) => Some(sessions.store()),
             Storage::Cookie => None,
         }
-    }
-}
-
-impl SessionLayer<CookieOnly> {
-    /// A builder for cookie-only sessions: the data lives in the (encrypted) cookie.
-    ///
-    /// Binding checks, idle and absolute timeouts and flash messages work as with a
-    /// server-side store. What cannot apply: server-side revocation (a copied cookie stays
-    /// valid until it times out, as the server keeps nothing to delete), id rotation and its
-    /// grace window (there is no id), and the 4 KiB cookie size limit bounds the data.
-    pub fn cookie_only(key: Key) -> SessionLayerBuilder<CookieOnly> {
-        SessionLayerBuilder::new(Backend::Cookie, key)
     }
 }
 
@@ -132,7 +89,7 @@ where
 /// The service [`SessionLayer`] wraps around the application.
 pub struct SessionMiddleware<Svc, S> {
     service: Rc<Svc>,
-    inner: Arc<Inner<S>>,
+    inner: Arc<Shared<S>>,
 }
 
 impl<Svc, S, B> Service<ServiceRequest> for SessionMiddleware<Svc, S>

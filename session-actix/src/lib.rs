@@ -121,25 +121,33 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod builder;
 mod client;
 mod codec;
 mod collect;
-mod config;
+mod config_error;
 mod error;
 mod flash;
+mod flash_message;
+mod frame;
 mod handoff;
+mod keys;
 mod layer;
 mod load;
 mod persist;
 mod request_cookie;
 mod response;
 mod seal;
+mod settings;
+mod shared;
 mod storage;
 mod typed;
 
+pub use builder::{SessionLayerBuilder, DEFAULT_MAX_RECORD_BYTES};
 pub use codec::{CookieCodec, SealError};
-pub use config::{ConfigError, SessionLayerBuilder, DEFAULT_MAX_RECORD_BYTES};
-pub use flash::{Flash, FlashMessage, Level, FLASH_KEY};
+pub use config_error::ConfigError;
+pub use flash::{Flash, FLASH_KEY};
+pub use flash_message::{FlashMessage, Level};
 pub use layer::{SessionLayer, SessionMiddleware};
 pub use session_core::client_ip::ForwardedHeader;
 pub use storage::CookieOnly;

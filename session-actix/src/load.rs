@@ -9,7 +9,7 @@ use session_core::{
     Record, SessionToken, Store, StoreError,
 };
 
-use crate::{client, config::Settings, layer::Inner, storage::Storage};
+use crate::{client, settings::Settings, shared::Shared, storage::Storage};
 
 /// The session a request presented.
 pub(crate) enum Found {
@@ -42,7 +42,7 @@ impl Found {
 
 /// Loads what the opened cookie's `payload` names.
 pub(crate) async fn load<S: Store>(
-    inner: &Inner<S>,
+    inner: &Shared<S>,
     payload: Option<Vec<u8>>,
 ) -> Result<Found, StoreError> {
     let Some(payload) = payload else {

@@ -11,8 +11,8 @@ use session_core::{
 
 use crate::{
     client,
-    layer::Inner,
     load::{encode_cookie_record, Found},
+    shared::Shared,
     storage::Storage,
 };
 
@@ -36,13 +36,17 @@ pub(crate) enum Issued {
 
 /// Carries out `plan` for the session `found`, with the handler's `changes`.
 pub(crate) async fn carry_out<S: Store>(
-    inner: &Inner<S>,
+    inner: &Shared<S>,
     plan: &Plan,
     found: Found,
     changes: Changes,
     req: &HttpRequest,
     now: SystemTime,
 ) -> Result<Issued, StoreError> {
+    // The common case, a read that changes nothing: no store call, no cookie.
+    if plan.finish == Finish::Nothing && plan.cookie == CookieAction::Keep {
+        return Ok(Issued::Keep);
+    }
     let settings = &inner.settings;
     let binding = || match plan.finish {
         Finish::Create | Finish::Renew => client::fingerprint(req, settings),

@@ -8,7 +8,7 @@ use actix_web::{
     http::header::{self, HeaderValue},
 };
 
-use crate::{config::Settings, persist::Issued};
+use crate::{persist::Issued, settings::Settings};
 
 /// Sets or removes the cookie as `issued` says, and marks the response private: `Vary:
 /// Cookie` and `Cache-Control: private` on every response to a request that carried the

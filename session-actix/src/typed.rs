@@ -11,7 +11,7 @@ use actix_web::{dev::Payload, error, FromRequest, HttpRequest};
 use serde::{de::DeserializeOwned, Serialize};
 use session_core::schema::{SchemaError, SessionAccess, SessionSchema};
 
-use crate::handoff::Frame;
+use crate::frame::Frame;
 
 /// actix-session's `Session` as a [`SessionAccess`], for the typed views `#[session]`
 /// generates (`MastermindState::view(&accessor)`). An extractor; derefs to the `Session`.

@@ -130,3 +130,63 @@ mod cleanup {
     use super::*;
     both_stores!(clean_check_percent_runs_cleanup_on_writes);
 }
+
+/// Forged, random and tampered cookies never reach a store: a flood of them costs no store
+/// call on either tier (so no SQL statement), and each gets an empty session.
+async fn forged_cookies_cost_no_store_call<S: Store + Clone>(f: Fixture<S>) {
+    use base64::Engine as _;
+    let key = Key::generate();
+    let app = common::app(common::layer(&f, &key, |b| b)).await;
+    let mut owner = Client::new();
+    owner.post(&app, "/inc").await;
+    let genuine = owner.cookie.clone().unwrap();
+    (f.costs)();
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let mut values = Vec::new();
+    for i in 0u8..100 {
+        // Random bytes of a genuine cookie's length, with and without the version digit.
+        let random: Vec<u8> = (0u8..71)
+            .map(|j| i.wrapping_mul(31).wrapping_add(j.wrapping_mul(7)))
+            .collect();
+        values.push(b64.encode(&random));
+        values.push(format!("1{}", b64.encode(&random)));
+        // The genuine value with one character replaced by another (differs by construction).
+        let mut bytes = genuine.value().as_bytes().to_vec();
+        let at = usize::from(i) % bytes.len();
+        bytes[at] = if bytes[at] == b'A' { b'B' } else { b'A' };
+        values.push(String::from_utf8(bytes).unwrap());
+    }
+    // Well-formed ids, unsealed: the genuine one and random ones.
+    values.push(common::token_of(&key, &genuine).as_str().to_owned());
+    for _ in 0..20 {
+        values.push(
+            session_core::SessionToken::generate()
+                .unwrap()
+                .as_str()
+                .to_owned(),
+        );
+    }
+    // A cookie sealed under another key holding the genuine id.
+    values.push(
+        common::forge_cookie(&Key::generate(), common::token_of(&key, &genuine).as_str())
+            .value()
+            .to_owned(),
+    );
+    for value in values {
+        assert_ne!(value, genuine.value());
+        let mut client = Client::new();
+        client.cookie = Some(actix_web::cookie::Cookie::new("session", value));
+        assert_eq!(client.get(&app, "/count").await.body, "0");
+    }
+    let (cache, durable) = (f.costs)();
+    assert_eq!(cache, OpCounts::default(), "no cache call");
+    assert_eq!(durable, OpCounts::default(), "no durable call, no SQL");
+    // The genuine cookie still works, through the store.
+    assert_eq!(owner.get(&app, "/count").await.body, "1");
+    assert_eq!((f.costs)().0.load, 1);
+}
+
+mod forged {
+    use super::*;
+    both_stores!(forged_cookies_cost_no_store_call);
+}

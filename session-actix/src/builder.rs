@@ -2,10 +2,12 @@
 
 use std::{net::IpAddr, sync::Arc, time::Duration};
 
+use crate::shared::Shared;
+
 use actix_session::config::CookieContentSecurity;
 use actix_web::cookie::{Key, SameSite};
 use session_core::{
-    binding::{mask, BindingKey, BindingPolicy},
+    binding::{BindingKey, BindingPolicy},
     client_ip::ForwardedHeader,
     lifecycle::{Policy, RotationKey, Sessions, SessionsConfig},
     store::CleanupPolicy,
@@ -14,100 +16,15 @@ use session_core::{
 
 use crate::{
     codec::CookieCodec,
-    seal::Sealer,
-    storage::{Backend, Storage},
+    config_error::ConfigError,
+    keys::derive_key,
+    settings::{cookie_attributes, Settings},
+    storage::{Backend, CookieOnly, Storage},
     SessionLayer,
 };
 
-/// The settings of a [`SessionLayer`], fixed when it is built.
-pub(crate) struct Settings {
-    pub(crate) cookie_name: String,
-    /// `; Path=..; Domain=..; Secure; HttpOnly; SameSite=..`, formatted once.
-    pub(crate) cookie_attributes: String,
-    pub(crate) persistent_cookie: bool,
-    pub(crate) policy: Policy,
-    pub(crate) integrate_flash: bool,
-    pub(crate) binding: BindingPolicy,
-    pub(crate) trusted_proxies: Vec<(IpAddr, u8)>,
-    pub(crate) forwarded_header: ForwardedHeader,
-    pub(crate) binding_key: BindingKey,
-    pub(crate) sealer: Sealer,
-    pub(crate) clock: Arc<dyn Clock>,
-}
-
 /// The default of [`SessionLayerBuilder::max_record_bytes`]: 64 KiB.
 pub const DEFAULT_MAX_RECORD_BYTES: usize = 64 * 1024;
-
-/// A 32-byte sub-key of the cookie key for one use, by HKDF-SHA256 (RFC 5869) with a label
-/// of its own. Never an HMAC of a label under the cookie's signing key: that is the MAC a
-/// signed cookie holding the label would carry, so anything that signs chosen values with
-/// the cookie key would hand out the sub-key.
-pub(crate) fn derive_key(key: &Key, label: &[u8]) -> Result<[u8; 32], ConfigError> {
-    struct Len32;
-    impl ring::hkdf::KeyType for Len32 {
-        fn len(&self) -> usize {
-            32
-        }
-    }
-    let prk = ring::hkdf::Salt::new(ring::hkdf::HKDF_SHA256, b"session-actix sub-keys v2")
-        .extract(key.master());
-    let mut out = [0u8; 32];
-    prk.expand(&[label], Len32)
-        .and_then(|okm| okm.fill(&mut out))
-        .map_err(|_| ConfigError::KeyDerivation)?;
-    Ok(out)
-}
-
-impl Settings {
-    /// Whether `ip` is one of the configured trusted proxies.
-    pub(crate) fn is_trusted_proxy(&self, ip: IpAddr) -> bool {
-        self.trusted_proxies.iter().any(|&(net, prefix)| {
-            let policy = BindingPolicy {
-                ipv4_prefix: prefix,
-                ipv6_prefix: prefix,
-                ..BindingPolicy::default()
-            };
-            ip.is_ipv4() == net.is_ipv4() && mask(ip, &policy) == mask(net, &policy)
-        })
-    }
-}
-
-/// Why a [`SessionLayerBuilder`] could not build.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ConfigError {
-    /// A `__Host-` cookie must be `Secure`, have `Path=/` and no `Domain`.
-    #[error("a `__Host-` cookie must be Secure, with path \"/\" and no domain")]
-    HostPrefix,
-    /// A `__Secure-` cookie must be `Secure`.
-    #[error("a `__Secure-` cookie must be Secure")]
-    SecurePrefix,
-    /// A duration that must be positive is zero.
-    #[error("`{0}` must be greater than zero")]
-    ZeroDuration(&'static str),
-    /// The cookie name is empty or holds characters a cookie name cannot.
-    #[error("invalid cookie name {0:?}")]
-    CookieName(String),
-    /// Ids would rotate more often than a rotated-away id stays valid, so a client two
-    /// rotations behind (a slow tab) would lose its session inside the grace window.
-    #[error(
-        "token_rotation ({rotation:?}) must be longer than rotation_grace ({grace:?}): \
-         lengthen the rotation period or shorten the grace window"
-    )]
-    RotationShorterThanGrace {
-        /// The rotation period.
-        rotation: Duration,
-        /// The grace window.
-        grace: Duration,
-    },
-    /// The sub-keys could not be derived from the cookie key.
-    #[error("could not derive the layer's keys from the cookie key")]
-    KeyDerivation,
-    /// A cookie attribute (path or domain) holds a character a `Set-Cookie` header cannot
-    /// carry (`;`, a control character, a non-ASCII one).
-    #[error("invalid cookie {0}: {1:?} (no `;`, control or non-ASCII characters)")]
-    CookieAttribute(&'static str, String),
-}
 
 /// Builds a [`SessionLayer`]. Made by [`SessionLayer::builder`] or
 /// [`SessionLayer::cookie_only`].
@@ -448,63 +365,41 @@ impl<S: Store> SessionLayerBuilder<S> {
     }
 }
 
-/// The attributes every `Set-Cookie` of the layer carries after `name=value`.
-fn cookie_attributes(
-    path: &str,
-    domain: Option<&str>,
-    secure: bool,
-    http_only: bool,
-    same_site: SameSite,
-) -> String {
-    let mut out = format!("; Path={path}");
-    if let Some(domain) = domain {
-        out.push_str("; Domain=");
-        out.push_str(domain);
+impl<S: Store> SessionLayer<S> {
+    /// A builder for sessions kept in `store` (e.g. a
+    /// [`TieredStore`](session_core::store::TieredStore)), with cookies encrypted under
+    /// `key`.
+    ///
+    /// `key` must be at least 64 bytes of secret randomness (`Key::generate()`, or
+    /// `Key::from` a secret loaded from configuration) and the same for every process of
+    /// the application: the cookie's keys, binding fingerprints and rotation successors all
+    /// derive from it.
+    pub fn builder(store: S, key: Key) -> SessionLayerBuilder<S> {
+        SessionLayerBuilder::new(Backend::Server(Arc::new(store)), key)
     }
-    if secure {
-        out.push_str("; Secure");
+
+    /// A layer over `store` with the default settings.
+    ///
+    /// # Errors
+    ///
+    /// Never with the defaults; see [`SessionLayerBuilder::build`].
+    pub fn new(store: S, key: Key) -> Result<Self, crate::ConfigError> {
+        Self::builder(store, key).build()
     }
-    if http_only {
-        out.push_str("; HttpOnly");
+
+    pub(crate) fn from_parts(storage: Storage<S>, settings: Settings) -> Self {
+        Self::from_shared(Arc::new(Shared { storage, settings }))
     }
-    out.push_str(match same_site {
-        SameSite::Strict => "; SameSite=Strict",
-        SameSite::Lax => "; SameSite=Lax",
-        SameSite::None => "; SameSite=None",
-    });
-    out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The sub-keys are not what the cookie key signs: the MAC of a signed cookie whose
-    /// value is a label (the derivation of earlier releases) is not a sub-key.
-    #[test]
-    fn sub_keys_are_not_cookie_macs() {
-        let key = Key::generate();
-        let signing = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key.signing());
-        let derived = [
-            derive_key(&key, b"binding").unwrap(),
-            derive_key(&key, b"rotation").unwrap(),
-        ];
-        assert_ne!(derived[0], derived[1], "one key per use");
-        for label in [
-            &b"binding"[..],
-            b"rotation",
-            b"session-actix binding v1",
-            b"session-actix rotation v1",
-        ] {
-            let mac = ring::hmac::sign(&signing, label);
-            for sub_key in &derived {
-                assert_ne!(mac.as_ref(), &sub_key[..], "{label:?}");
-            }
-        }
-        assert_eq!(
-            derived[1],
-            derive_key(&key, b"rotation").unwrap(),
-            "deterministic"
-        );
+impl SessionLayer<CookieOnly> {
+    /// A builder for cookie-only sessions: the data lives in the (encrypted) cookie.
+    ///
+    /// Binding checks, idle and absolute timeouts and flash messages work as with a
+    /// server-side store. What cannot apply: server-side revocation (a copied cookie stays
+    /// valid until it times out, as the server keeps nothing to delete), id rotation and its
+    /// grace window (there is no id), and the 4 KiB cookie size limit bounds the data.
+    pub fn cookie_only(key: Key) -> SessionLayerBuilder<CookieOnly> {
+        SessionLayerBuilder::new(Backend::Cookie, key)
     }
 }

@@ -1,0 +1,24 @@
+//! [`Frame`]: what the layer leaves in a request for the extractors.
+
+use actix_web::{HttpMessage as _, HttpRequest};
+
+use crate::flash_message::FlashMessage;
+
+/// What the layer leaves in the request's extensions for the extractors.
+pub(crate) struct Frame {
+    /// Whether flash messages are on.
+    pub(crate) flash_enabled: bool,
+    /// The flash messages set by earlier requests, taken out of the session.
+    pub(crate) incoming_flash: Vec<FlashMessage>,
+}
+
+impl Frame {
+    /// The layer's frame of the request, or an error that says the layer is missing.
+    pub(crate) fn of(req: &HttpRequest) -> Result<std::cell::Ref<'_, Self>, actix_web::Error> {
+        std::cell::Ref::filter_map(req.extensions(), |ext| ext.get::<Self>()).map_err(|_| {
+            actix_web::error::ErrorInternalServerError(
+                "the session middleware is not installed: add `.wrap(session_layer)` to the App",
+            )
+        })
+    }
+}
