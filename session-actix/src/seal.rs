@@ -84,18 +84,26 @@ impl Sealer {
         let body = &value[1..];
         match &self.protection {
             Protection::Private(key) => {
-                let mut data = URL_SAFE_NO_PAD.decode(body).ok()?;
+                // Short values (an id) are decoded on the stack; longer ones on the heap.
+                let mut stack = [0u8; 128];
+                let mut heap: Vec<u8>;
+                let data = match URL_SAFE_NO_PAD.decode_slice(body, &mut stack) {
+                    Ok(len) => stack.get_mut(..len)?,
+                    Err(base64::DecodeSliceError::OutputSliceTooSmall) => {
+                        heap = URL_SAFE_NO_PAD.decode(body).ok()?;
+                        &mut heap[..]
+                    }
+                    Err(_) => return None,
+                };
                 if data.len() < NONCE_LEN + key.algorithm().tag_len() {
                     return None;
                 }
-                let mut in_out = data.split_off(NONCE_LEN);
-                let nonce = Nonce::try_assume_unique_for_key(&data).ok()?;
-                let len = key
-                    .open_in_place(nonce, Aad::from(&self.context[..]), &mut in_out)
-                    .ok()?
-                    .len();
-                in_out.truncate(len);
-                Some(in_out)
+                let (nonce, in_out) = data.split_at_mut(NONCE_LEN);
+                let nonce = Nonce::try_assume_unique_for_key(nonce).ok()?;
+                let plain = key
+                    .open_in_place(nonce, Aad::from(&self.context[..]), in_out)
+                    .ok()?;
+                Some(plain.to_vec())
             }
             Protection::Signed(key) => {
                 let (payload, mac) = body.split_once('.')?;

@@ -44,8 +44,108 @@ impl BindingPolicy {
 
 /// The HMAC key for binding fingerprints. Keep it secret and stable across restarts and
 /// processes (derive it from the cookie key).
+///
+/// Digests are memoized per thread (a small direct-mapped table keyed by this key, the
+/// policy, the masked IP and the User-Agent): a browser sends the same User-Agent with
+/// every request, so most requests find their client's digest there instead of computing
+/// the HMAC again. The table holds only what requests sent and the digests of it; a miss
+/// costs one HMAC, as without it.
 #[derive(Clone)]
-pub struct BindingKey(hmac::Key);
+pub struct BindingKey {
+    key: hmac::Key,
+    /// Tells this key's memo entries from other keys' (several layers in one process).
+    id: u64,
+}
+
+/// What a digest is computed from.
+struct MemoInput<'a> {
+    key: u64,
+    policy: BindingPolicy,
+    /// The masked IP, if bound (`Some(None)`: bound, but unknown).
+    ip: Option<Option<IpAddr>>,
+    /// The User-Agent, if bound.
+    user_agent: Option<&'a [u8]>,
+}
+
+/// The per-thread memo of recent digests.
+mod memo {
+    use std::{cell::RefCell, net::IpAddr};
+
+    use super::{BindingPolicy, MemoInput};
+
+    /// Slots in each thread's table.
+    const SLOTS: usize = 64;
+    /// Longer User-Agents are not memoized (their digest is computed every time).
+    const MAX_USER_AGENT: usize = 512;
+
+    struct Entry {
+        key: u64,
+        policy: BindingPolicy,
+        ip: Option<Option<IpAddr>>,
+        user_agent: Option<Box<[u8]>>,
+        tag: [u8; 32],
+    }
+
+    thread_local! {
+        static TABLE: RefCell<Vec<Option<Entry>>> = RefCell::new((0..SLOTS).map(|_| None).collect());
+    }
+
+    /// FNV-1a over what identifies the input: cheap, and collisions only cost a miss.
+    fn slot(input: &MemoInput<'_>) -> usize {
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325 ^ input.key;
+        let mut eat = |bytes: &[u8]| {
+            for &b in bytes {
+                hash ^= u64::from(b);
+                hash = hash.wrapping_mul(0x0100_0000_01b3);
+            }
+        };
+        if let Some(ua) = input.user_agent {
+            eat(ua);
+        }
+        match input.ip {
+            Some(Some(IpAddr::V4(v4))) => eat(&v4.octets()),
+            Some(Some(IpAddr::V6(v6))) => eat(&v6.octets()),
+            _ => {}
+        }
+        usize::try_from(hash % SLOTS as u64).unwrap_or(0)
+    }
+
+    pub(super) fn get(input: &MemoInput<'_>) -> Option<[u8; 32]> {
+        let index = slot(input);
+        TABLE
+            .try_with(|table| {
+                let table = table.try_borrow().ok()?;
+                let entry = table.get(index)?.as_ref()?;
+                (entry.key == input.key
+                    && entry.policy == input.policy
+                    && entry.ip == input.ip
+                    && entry.user_agent.as_deref() == input.user_agent)
+                    .then_some(entry.tag)
+            })
+            .ok()
+            .flatten()
+    }
+
+    pub(super) fn put(input: &MemoInput<'_>, tag: [u8; 32]) {
+        if input.user_agent.is_some_and(|ua| ua.len() > MAX_USER_AGENT) {
+            return;
+        }
+        let index = slot(input);
+        let _ = TABLE.try_with(|table| {
+            if let Ok(mut table) = table.try_borrow_mut() {
+                if let Some(slot) = table.get_mut(index) {
+                    *slot = Some(Entry {
+                        key: input.key,
+                        policy: input.policy,
+                        ip: input.ip,
+                        user_agent: input.user_agent.map(Box::from),
+                        tag,
+                    });
+                }
+            }
+        });
+    }
+}
 
 impl std::fmt::Debug for BindingKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -57,7 +157,11 @@ impl BindingKey {
     /// A key from secret bytes (at least 32 recommended).
     #[must_use]
     pub fn new(secret: &[u8]) -> Self {
-        Self(hmac::Key::new(hmac::HMAC_SHA256, secret))
+        static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        Self {
+            key: hmac::Key::new(hmac::HMAC_SHA256, secret),
+            id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        }
     }
 
     /// The fingerprint of a client under `policy`: base64url HMAC-SHA256 of the masked IP
@@ -70,7 +174,7 @@ impl BindingKey {
         user_agent: Option<&[u8]>,
     ) -> Option<String> {
         self.tag(policy, ip, user_agent)
-            .map(|tag| URL_SAFE_NO_PAD.encode(tag.as_ref()))
+            .map(|tag| URL_SAFE_NO_PAD.encode(tag))
     }
 
     /// Whether a client matches the fingerprint a session was bound with (`stored`, as
@@ -96,7 +200,7 @@ impl BindingKey {
                     .decode_slice(stored, &mut decoded)
                     .ok()
                     .and_then(|len| decoded.get(..len))
-                    .is_some_and(|decoded| bool::from(tag.as_ref().ct_eq(decoded)))
+                    .is_some_and(|decoded| bool::from(tag[..].ct_eq(decoded)))
             }
             _ => false,
         }
@@ -107,24 +211,46 @@ impl BindingKey {
         policy: &BindingPolicy,
         ip: Option<IpAddr>,
         user_agent: Option<&[u8]>,
-    ) -> Option<hmac::Tag> {
+    ) -> Option<[u8; 32]> {
         if !policy.is_enabled() {
             return None;
         }
-        let mut ctx = hmac::Context::with_key(&self.0);
-        if policy.check_ip {
+        let ip = if policy.check_ip {
+            Some(ip.map(|ip| mask(ip, policy)))
+        } else {
+            None
+        };
+        let user_agent = if policy.check_user_agent {
+            Some(user_agent.unwrap_or_default())
+        } else {
+            None
+        };
+        let input = MemoInput {
+            key: self.id,
+            policy: *policy,
+            ip,
+            user_agent,
+        };
+        if let Some(tag) = memo::get(&input) {
+            return Some(tag);
+        }
+        let mut ctx = hmac::Context::with_key(&self.key);
+        if let Some(ip) = ip {
             ctx.update(b"ip:");
-            match ip.map(|ip| mask(ip, policy)) {
+            match ip {
                 Some(IpAddr::V4(v4)) => ctx.update(&v4.octets()),
                 Some(IpAddr::V6(v6)) => ctx.update(&v6.octets()),
                 None => ctx.update(b"unknown"),
             }
         }
-        if policy.check_user_agent {
+        if let Some(user_agent) = user_agent {
             ctx.update(b"|ua:");
-            ctx.update(user_agent.unwrap_or_default());
+            ctx.update(user_agent);
         }
-        Some(ctx.sign())
+        let mut tag = [0u8; 32];
+        tag.copy_from_slice(ctx.sign().as_ref());
+        memo::put(&input, tag);
+        Some(tag)
     }
 }
 
@@ -256,5 +382,76 @@ mod tests {
         assert!(key.matches(&off, ip("1.2.3.4"), Some(b"UA"), None));
         assert!(!key.matches(&off, ip("1.2.3.4"), Some(b"UA"), Some(&stored)));
         assert!(!key.matches(&both, ip("1.2.3.4"), Some(b"UA"), None));
+    }
+}
+
+#[cfg(test)]
+mod memo_tests {
+    use super::*;
+
+    /// The memo never hands one input's digest to another: across keys, policies, IPs and
+    /// User-Agents (and more inputs than slots, so slots are reused), every digest is the
+    /// HMAC computed directly.
+    #[test]
+    fn memoized_digests_are_the_computed_ones() {
+        let secrets = [[1u8; 32], [2u8; 32]];
+        let keys: Vec<BindingKey> = secrets.iter().map(|s| BindingKey::new(s)).collect();
+        let policy = BindingPolicy {
+            check_ip: true,
+            check_user_agent: true,
+            ..BindingPolicy::default()
+        };
+        let direct = |secret: &[u8], ip: IpAddr, ua: &[u8]| {
+            let mut ctx = hmac::Context::with_key(&hmac::Key::new(hmac::HMAC_SHA256, secret));
+            ctx.update(b"ip:");
+            match mask(ip, &policy) {
+                IpAddr::V4(v4) => ctx.update(&v4.octets()),
+                IpAddr::V6(v6) => ctx.update(&v6.octets()),
+            }
+            ctx.update(b"|ua:");
+            ctx.update(ua);
+            URL_SAFE_NO_PAD.encode(ctx.sign().as_ref())
+        };
+        for round in 0..3 {
+            for (key, secret) in keys.iter().zip(&secrets) {
+                for n in 0..200u32 {
+                    let ua = format!("agent {n}");
+                    let ip = IpAddr::from([192, 0, 2, u8::try_from(n % 7).unwrap()]);
+                    let got = key
+                        .fingerprint(&policy, Some(ip), Some(ua.as_bytes()))
+                        .unwrap();
+                    assert_eq!(got, direct(secret, ip, ua.as_bytes()), "round {round}");
+                    assert!(key.matches(&policy, Some(ip), Some(ua.as_bytes()), Some(&got)));
+                    let other = IpAddr::from([198, 51, 100, 1]);
+                    assert!(!key.matches(&policy, Some(other), Some(ua.as_bytes()), Some(&got)));
+                    assert!(!key.matches(&policy, Some(ip), Some(b"other"), Some(&got)));
+                }
+            }
+        }
+    }
+
+    /// Many keys, one client: keys that share a slot never share a digest.
+    #[test]
+    fn keys_never_share_memoized_digests() {
+        let policy = BindingPolicy {
+            check_user_agent: true,
+            ..BindingPolicy::default()
+        };
+        let keys: Vec<(u8, BindingKey)> =
+            (0..150u8).map(|i| (i, BindingKey::new(&[i; 32]))).collect();
+        for _ in 0..2 {
+            for (i, key) in &keys {
+                let mut ctx =
+                    hmac::Context::with_key(&hmac::Key::new(hmac::HMAC_SHA256, &[*i; 32]));
+                ctx.update(b"|ua:");
+                ctx.update(b"one browser");
+                let expected = URL_SAFE_NO_PAD.encode(ctx.sign().as_ref());
+                assert_eq!(
+                    key.fingerprint(&policy, None, Some(b"one browser"))
+                        .unwrap(),
+                    expected
+                );
+            }
+        }
     }
 }
