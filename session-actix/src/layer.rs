@@ -21,7 +21,7 @@ use crate::{
 /// [`Flash`](crate::Flash) extractors) as usual; the layer does the cookie round trip,
 /// loads and saves through a session-core [`Store`], and applies binding, id rotation,
 /// idle and absolute timeouts, flash messages and cache headers. See the
-/// [crate documentation](crate) for a complete example and [`SessionLayerBuilder`] for the
+/// [crate documentation](crate) for a complete example and [`SessionLayerBuilder`](crate::SessionLayerBuilder) for the
 /// settings.
 ///
 /// The layer is `Send + Clone`: build it once and clone it into `HttpServer::new`.
