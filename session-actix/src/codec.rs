@@ -107,13 +107,13 @@ impl CookieCodec {
     ///
     /// [`SealError`] if the random source fails.
     pub fn seal_id(&self, token: &SessionToken) -> Result<String, SealError> {
-        self.seal(token.as_str().as_bytes())
+        self.seal(&token.to_bytes())
     }
 
     /// The id in a server-side session's cookie value, if it authenticates and holds one.
     #[must_use]
     pub fn open_id(&self, value: &str) -> Option<SessionToken> {
         let payload = self.open(value)?;
-        SessionToken::try_from(std::str::from_utf8(&payload).ok()?).ok()
+        Some(SessionToken::from_bytes(&payload.try_into().ok()?))
     }
 }

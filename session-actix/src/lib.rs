@@ -101,7 +101,7 @@
 //! Version 1: `"1"` then base64url (no padding) of a 12-byte nonce, the AES-256-GCM
 //! ciphertext of the payload and its 16-byte tag. The additional data is
 //! `session-actix/1 id <cookie name>` for a server-side session, whose payload is its
-//! 43-character id, and `session-actix/1 data <cookie name>` for a cookie-only session,
+//! id's 32 bytes, and `session-actix/1 data <cookie name>` for a cookie-only session,
 //! whose payload is 16 hex digits of its expiry (Unix milliseconds) and the record's JSON
 //! ([`session_core::Record::encode`]). With `CookieContentSecurity::Signed` the value is
 //! `"1"`, base64url of the payload, `.`, and base64url of its HMAC-SHA256 (over the same

@@ -50,13 +50,11 @@ pub(crate) async fn load<S: Store>(
     };
     match &inner.storage {
         Storage::Server(sessions) => {
-            // Authenticated, so made by this layer; checked anyway before any store query.
-            let token = std::str::from_utf8(&payload)
-                .ok()
-                .and_then(|text| SessionToken::try_from(text).ok());
-            let Some(token) = token else {
+            // Authenticated, so made by this layer: the id's 32 bytes.
+            let Ok(bytes) = <[u8; 32]>::try_from(payload.as_slice()) else {
                 return Ok(Found::Nothing);
             };
+            let token = SessionToken::from_bytes(&bytes);
             Ok(sessions
                 .load(token)
                 .await?

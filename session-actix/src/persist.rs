@@ -71,7 +71,7 @@ pub(crate) async fn carry_out<S: Store>(
             let seal = |token: &session_core::SessionToken, expires_at| {
                 let value = settings
                     .sealer
-                    .seal(token.as_str().as_bytes())
+                    .seal(&token.to_bytes())
                     .map_err(StoreError::unavailable)?;
                 Ok(Issued::Set { value, expires_at })
             };

@@ -9,7 +9,7 @@
 //!
 //! base64url is without padding. The AES-GCM additional data (and the start of the HMAC
 //! input) is `session-actix/1 <kind> <cookie name>`, where `<kind>` is `id` for a
-//! server-side session (the payload is its 43-character id) and `data` for a cookie-only
+//! server-side session (the payload is its id's 32 bytes) and `data` for a cookie-only
 //! session (the payload is 16 hex digits of its expiry in Unix milliseconds, then the
 //! record's JSON, [`Record::encode`](session_core::Record::encode)). A cookie therefore
 //! opens only under the name, the kind and the keys it was made for. The keys are

@@ -50,7 +50,22 @@ impl SessionToken {
         Ok(Self(URL_SAFE_NO_PAD.encode(bytes)))
     }
 
-    /// The token's text form, as it goes into a cookie.
+    /// The token of these 256 bits (what [`to_bytes`](Self::to_bytes) gives back).
+    #[must_use]
+    pub fn from_bytes(bytes: &[u8; TOKEN_BYTES]) -> Self {
+        Self(URL_SAFE_NO_PAD.encode(bytes))
+    }
+
+    /// The token's 256 bits.
+    #[must_use]
+    pub fn to_bytes(&self) -> [u8; TOKEN_BYTES] {
+        let mut bytes = [0u8; TOKEN_BYTES];
+        // A validated token always decodes to exactly 32 bytes.
+        let _ = URL_SAFE_NO_PAD.decode_slice(self.0.as_bytes(), &mut bytes);
+        bytes
+    }
+
+    /// The token's text form (unpadded base64url).
     #[must_use]
     pub fn as_str(&self) -> &str {
         &self.0
@@ -73,30 +88,37 @@ impl TryFrom<&str> for SessionToken {
     type Error = InvalidToken;
 
     fn try_from(value: &str) -> Result<Self, Self::Error> {
-        if value.len() != TOKEN_LEN {
-            return Err(InvalidToken::Length(value.len()));
-        }
-        if !value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        {
-            return Err(InvalidToken::Alphabet);
-        }
-        // 43 characters carry 258 bits; the last character must leave the 2 spare bits zero,
-        // or two spellings would name the same bytes.
-        let last = value.as_bytes()[TOKEN_LEN - 1];
-        if sextet(last) & 0b11 != 0 {
-            return Err(InvalidToken::Alphabet);
-        }
+        validate(value)?;
         Ok(Self(value.to_owned()))
     }
+}
+
+/// Checks that `value` spells a token.
+fn validate(value: &str) -> Result<(), InvalidToken> {
+    if value.len() != TOKEN_LEN {
+        return Err(InvalidToken::Length(value.len()));
+    }
+    if !value
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(InvalidToken::Alphabet);
+    }
+    // 43 characters carry 258 bits; the last character must leave the 2 spare bits zero,
+    // or two spellings would name the same bytes.
+    let last = value.as_bytes()[TOKEN_LEN - 1];
+    if sextet(last) & 0b11 != 0 {
+        return Err(InvalidToken::Alphabet);
+    }
+    Ok(())
 }
 
 impl TryFrom<String> for SessionToken {
     type Error = InvalidToken;
 
     fn try_from(value: String) -> Result<Self, Self::Error> {
-        Self::try_from(value.as_str())
+        validate(&value)?;
+        Ok(Self(value))
     }
 }
 
@@ -138,12 +160,13 @@ pub struct TokenHash(String);
 impl TokenHash {
     fn of(bytes: &[u8]) -> Self {
         let digest = digest::digest(&digest::SHA256, bytes);
-        let mut hex = String::with_capacity(64);
-        for byte in digest.as_ref() {
-            hex.push(char::from(HEX[usize::from(byte >> 4)]));
-            hex.push(char::from(HEX[usize::from(byte & 0xf)]));
+        let mut hex = [0u8; 64];
+        for (pair, byte) in hex.chunks_exact_mut(2).zip(digest.as_ref()) {
+            pair[0] = HEX[usize::from(byte >> 4)];
+            pair[1] = HEX[usize::from(byte & 0xf)];
         }
-        Self(hex)
+        // Hex digits are ASCII: this never falls back.
+        Self(String::from(std::str::from_utf8(&hex).unwrap_or_default()))
     }
 
     /// Reads back a digest a store handed out (64 lowercase hex characters); `None` for

@@ -284,7 +284,11 @@ impl Client {
 /// client that knows the key (or a test) can put any id in it.
 pub fn forge_cookie(key: &Key, value: &str) -> Cookie<'static> {
     let codec = CookieCodec::server_side(key, "session", CookieContentSecurity::Private).unwrap();
-    Cookie::new("session", codec.seal(value.as_bytes()).unwrap())
+    let sealed = match session_core::SessionToken::try_from(value) {
+        Ok(token) => codec.seal_id(&token),
+        Err(_) => codec.seal(value.as_bytes()),
+    };
+    Cookie::new("session", sealed.unwrap())
 }
 
 /// The token inside an (encrypted) session cookie.
