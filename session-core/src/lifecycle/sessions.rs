@@ -37,6 +37,12 @@ impl Loaded {
     }
 }
 
+/// The ids of a loaded session, once its record went into a write.
+struct LoadedId {
+    key: TokenHash,
+    token: SessionToken,
+}
+
 /// What carrying out a plan left for the client.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -257,9 +263,16 @@ impl<S: Store> Sessions<S> {
                 expires_at,
             )
             .await?;
+        let loaded = LoadedId {
+            key: loaded.key,
+            token: loaded.token,
+        };
         match written {
             Applied::Written { key, .. } => {
                 self.cleanup.after_write(self.store.as_ref()).await;
+                if key == loaded.key {
+                    return Ok(Outcome::Live(loaded.token, expires_at));
+                }
                 // Rotated meanwhile by another request: follow it to the successor's id.
                 let mut token = loaded.token;
                 for _ in 0..MAX_UPDATE_ATTEMPTS {
