@@ -157,6 +157,86 @@ async fn logout_racing_a_rotation<S: Store + Clone + Send + 'static>(
     assert_eq!(body, "0", "the rotated id survived the logout");
 }
 
+/// A slow read-only request that loaded the session (T0, rotation due) before another
+/// request rotated it to T1 and the user logged out with T1 does not bring the session back
+/// when it finishes: no id it could hand out opens a session afterwards.
+async fn slow_request_across_rotation_and_logout<S: Store + Clone + Send + 'static>(
+    key: Key,
+    port: u16,
+    held: Held<S>,
+) {
+    let (_, first) = tokio::task::spawn_blocking(move || send(port, "POST", "/inc", ""))
+        .await
+        .unwrap();
+    let first = first.expect("a session cookie");
+    tokio::time::sleep(ROTATION + Duration::from_millis(200)).await;
+
+    held.arm(HoldAt::AfterLoad);
+    let cookie = first.clone();
+    let slow = tokio::task::spawn_blocking(move || send(port, "GET", "/count", &cookie));
+    tokio::time::timeout(Duration::from_secs(10), held.reached())
+        .await
+        .expect("the slow request reached its load");
+    let cookie = first.clone();
+    let (_, rotated) = tokio::task::spawn_blocking(move || send(port, "GET", "/count", &cookie))
+        .await
+        .unwrap();
+    let rotated = rotated.expect("rotated");
+    let cookie = rotated.clone();
+    let (body, _) = tokio::task::spawn_blocking(move || send(port, "POST", "/logout", &cookie))
+        .await
+        .unwrap();
+    assert_eq!(body, "bye");
+    held.release();
+    let (body, handed_out) = tokio::time::timeout(Duration::from_secs(10), slow)
+        .await
+        .expect("the slow request finished")
+        .unwrap();
+    assert_eq!(body, "1", "it read the state it loaded");
+
+    let mut ids = vec![first, rotated];
+    // The slow request either leaves the cookie alone or removes it (`session=`); it never
+    // hands out an id.
+    ids.extend(handed_out.filter(|pair| pair != "session="));
+    for pair in ids {
+        // At most the grace forward of the id the logout did not name (T0 → T1) is left,
+        // holding nothing and leading to no record.
+        if let Some(left) = held.inner().load(&token(&key, &pair).hash()).await.unwrap() {
+            assert!(
+                left.state.is_empty(),
+                "a logged-out id holds a session again"
+            );
+            let successor = left.meta.successor().expect("only a forward is left");
+            assert_eq!(held.inner().load(&successor).await.unwrap(), None);
+        }
+        let (body, _) = tokio::task::spawn_blocking(move || send(port, "GET", "/count", &pair))
+            .await
+            .unwrap();
+        assert_eq!(body, "0", "logged in again");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_request_memory_store() {
+    let key = Key::generate();
+    let (port, held) = serve(key.clone(), || async { Some(MemoryStore::new()) }).unwrap();
+    slow_request_across_rotation_and_logout(key, port, held).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_request_redis_postgres_store() {
+    let key = Key::generate();
+    let Some((port, held)) = serve(key.clone(), || async {
+        let clock = ManualClock::starting_now();
+        let cache = testing::redis_store(&clock).await?;
+        let durable = testing::postgres_store(&clock).await?;
+        Some(TieredStore::new(cache, durable))
+    }) else {
+        return;
+    };
+    slow_request_across_rotation_and_logout(key, port, held).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_store() {
     let key = Key::generate();
