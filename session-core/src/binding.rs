@@ -83,7 +83,7 @@ mod memo {
         policy: BindingPolicy,
         ip: Option<Option<IpAddr>>,
         user_agent: Option<Box<[u8]>>,
-        tag: [u8; 32],
+        tag: [u8; 43],
     }
 
     thread_local! {
@@ -110,7 +110,7 @@ mod memo {
         usize::try_from(hash % SLOTS as u64).unwrap_or(0)
     }
 
-    pub(super) fn get(input: &MemoInput<'_>) -> Option<[u8; 32]> {
+    pub(super) fn get(input: &MemoInput<'_>) -> Option<[u8; 43]> {
         let index = slot(input);
         TABLE
             .try_with(|table| {
@@ -126,7 +126,7 @@ mod memo {
             .flatten()
     }
 
-    pub(super) fn put(input: &MemoInput<'_>, tag: [u8; 32]) {
+    pub(super) fn put(input: &MemoInput<'_>, tag: [u8; 43]) {
         if input.user_agent.is_some_and(|ua| ua.len() > MAX_USER_AGENT) {
             return;
         }
@@ -174,7 +174,7 @@ impl BindingKey {
         user_agent: Option<&[u8]>,
     ) -> Option<String> {
         self.tag(policy, ip, user_agent)
-            .map(|tag| URL_SAFE_NO_PAD.encode(tag))
+            .map(|tag| tag.iter().copied().map(char::from).collect())
     }
 
     /// Whether a client matches the fingerprint a session was bound with (`stored`, as
@@ -193,15 +193,9 @@ impl BindingKey {
     ) -> bool {
         match (self.tag(policy, ip, user_agent), stored) {
             (None, None) => true,
-            (Some(tag), Some(stored)) => {
-                // Room for one byte more than a digest: a longer value fails to decode.
-                let mut decoded = [0u8; 33];
-                URL_SAFE_NO_PAD
-                    .decode_slice(stored, &mut decoded)
-                    .ok()
-                    .and_then(|len| decoded.get(..len))
-                    .is_some_and(|decoded| bool::from(tag[..].ct_eq(decoded)))
-            }
+            // Both are the canonical unpadded base64url of a digest: equal text, equal
+            // digests. Compared in constant time.
+            (Some(tag), Some(stored)) => bool::from(tag[..].ct_eq(stored.as_bytes())),
             _ => false,
         }
     }
@@ -211,7 +205,7 @@ impl BindingKey {
         policy: &BindingPolicy,
         ip: Option<IpAddr>,
         user_agent: Option<&[u8]>,
-    ) -> Option<[u8; 32]> {
+    ) -> Option<[u8; 43]> {
         if !policy.is_enabled() {
             return None;
         }
@@ -247,8 +241,9 @@ impl BindingKey {
             ctx.update(b"|ua:");
             ctx.update(user_agent);
         }
-        let mut tag = [0u8; 32];
-        tag.copy_from_slice(ctx.sign().as_ref());
+        // The digest's unpadded base64url: 32 bytes always encode to 43 characters.
+        let mut tag = [0u8; 43];
+        let _ = URL_SAFE_NO_PAD.encode_slice(ctx.sign().as_ref(), &mut tag);
         memo::put(&input, tag);
         Some(tag)
     }
