@@ -4,7 +4,11 @@ use actix_session::config::CookieContentSecurity;
 use actix_web::cookie::Key;
 use session_core::SessionToken;
 
-use crate::{config_error::ConfigError, keys::derive_key, seal::Sealer};
+use crate::{
+    config_error::ConfigError,
+    keys::derive_key,
+    seal::{SealError, Sealer},
+};
 
 /// Opens and seals session cookie values exactly as a [`SessionLayer`](crate::SessionLayer)
 /// built with the same key, cookie name and content security does (see "Cookie format" in
@@ -32,11 +36,6 @@ impl std::fmt::Debug for CookieCodec {
         f.write_str("CookieCodec(..)")
     }
 }
-
-/// A value could not be sealed (the system's random source failed).
-#[derive(Debug, thiserror::Error)]
-#[error("could not seal the cookie value: no randomness for the nonce")]
-pub struct SealError;
 
 impl CookieCodec {
     /// The codec of a server-side layer (the cookie holds an id).
@@ -92,7 +91,7 @@ impl CookieCodec {
     ///
     /// [`SealError`] if the random source fails.
     pub fn seal(&self, payload: &[u8]) -> Result<String, SealError> {
-        self.0.seal(payload).map_err(|_| SealError)
+        self.0.seal(payload)
     }
 
     /// The payload of a cookie value, if it authenticates.

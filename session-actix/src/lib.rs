@@ -144,11 +144,12 @@ mod storage;
 mod typed;
 
 pub use builder::{SessionLayerBuilder, DEFAULT_MAX_RECORD_BYTES};
-pub use codec::{CookieCodec, SealError};
+pub use codec::CookieCodec;
 pub use config_error::ConfigError;
 pub use flash::{Flash, FLASH_KEY};
 pub use flash_message::{FlashMessage, Level};
 pub use layer::{SessionLayer, SessionMiddleware};
+pub use seal::SealError;
 pub use session_core::client_ip::ForwardedHeader;
 pub use storage::CookieOnly;
 #[allow(deprecated)]

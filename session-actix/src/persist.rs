@@ -59,9 +59,7 @@ pub(crate) async fn carry_out<S: Store>(
                 Found::Nothing | Found::Cookie(_) => None,
             };
             // The id the client holds, and what it should hold if nothing changes.
-            let held = loaded
-                .as_ref()
-                .map(|l| l.presented.clone().unwrap_or_else(|| l.token.clone()));
+            let held = loaded.as_ref().map(|l| l.held().clone());
             let current = loaded
                 .as_ref()
                 .map(|l| Outcome::Live(l.token.clone(), l.record.expires_at));

@@ -47,10 +47,10 @@ pub(crate) struct Sealer {
     random: SystemRandom,
 }
 
-/// Why a value could not be sealed.
+/// A cookie value could not be sealed: the system's random source failed.
 #[derive(Debug, thiserror::Error)]
-#[error("could not seal the session cookie (no randomness for the nonce)")]
-pub(crate) struct SealError;
+#[error("could not seal the cookie value: no randomness for the nonce")]
+pub struct SealError;
 
 impl Sealer {
     /// A sealer for cookies called `name` holding `kind` (`id` or `data`), with 32-byte

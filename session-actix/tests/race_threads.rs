@@ -9,7 +9,7 @@ use actix_session::Session;
 use actix_web::{cookie::Key, web, App, HttpServer};
 use session_actix::{CookieCodec, CookieContentSecurity, SessionLayer};
 use session_core::{
-    store::{Held, HoldAt, MemoryStore, TieredStore},
+    store::{Held, HoldAt, MemoryStore, PostgresStore, RedisStore, TieredStore},
     testing, ManualClock, SessionToken, Store,
 };
 
@@ -226,15 +226,20 @@ async fn slow_request_memory_store() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_request_redis_postgres_store() {
     let key = Key::generate();
-    let Some((port, held)) = serve(key.clone(), || async {
-        let clock = ManualClock::starting_now();
-        let cache = testing::redis_store(&clock).await?;
-        let durable = testing::postgres_store(&clock).await?;
-        Some(TieredStore::new(cache, durable))
-    }) else {
+    let Some((port, held)) = serve(key.clone(), tiered) else {
         return;
     };
     slow_request_across_rotation_and_logout(key, port, held).await;
+}
+
+/// Redis in front of PostgreSQL, each test in its own prefix / table; `None` if either is
+/// missing (a skip).
+async fn tiered() -> Option<TieredStore<RedisStore, PostgresStore>> {
+    // The stores' clock only bounds expiry; the layer runs on real time.
+    let clock = ManualClock::starting_now();
+    let cache = testing::redis_store(&clock).await?;
+    let durable = testing::postgres_store(&clock).await?;
+    Some(TieredStore::new(cache, durable))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -247,12 +252,7 @@ async fn memory_store() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_postgres_store() {
     let key = Key::generate();
-    let Some((port, held)) = serve(key.clone(), || async {
-        let clock = ManualClock::starting_now();
-        let cache = testing::redis_store(&clock).await?;
-        let durable = testing::postgres_store(&clock).await?;
-        Some(TieredStore::new(cache, durable))
-    }) else {
+    let Some((port, held)) = serve(key.clone(), tiered) else {
         return;
     };
     logout_racing_a_rotation(key, port, held).await;

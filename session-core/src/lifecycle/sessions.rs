@@ -35,12 +35,13 @@ impl Loaded {
     pub fn forwarded(&self) -> bool {
         self.presented.is_some()
     }
-}
 
-/// The ids of a loaded session, once its record went into a write.
-struct LoadedId {
-    key: TokenHash,
-    token: SessionToken,
+    /// The id the client holds: the one it presented. A logout through it ends its family,
+    /// which includes the record's own id.
+    #[must_use]
+    pub fn held(&self) -> &SessionToken {
+        self.presented.as_ref().unwrap_or(&self.token)
+    }
 }
 
 /// What carrying out a plan left for the client.
@@ -184,16 +185,11 @@ impl<S: Store> Sessions<S> {
         now: SystemTime,
     ) -> Result<Option<Outcome>, SessionsError> {
         let expires_at = now + self.idle_timeout;
-        let end_loaded = |loaded: &Option<Loaded>| {
-            loaded
-                .as_ref()
-                .map(|l| l.presented.clone().unwrap_or_else(|| l.token.clone()))
-        };
         match plan.finish {
             Finish::Nothing => Ok(None),
             Finish::End => {
-                if let Some(token) = end_loaded(&loaded) {
-                    self.end_family(&token).await?;
+                if let Some(loaded) = &loaded {
+                    self.end_family(loaded.held()).await?;
                 }
                 Ok(Some(Outcome::Ended))
             }
@@ -220,10 +216,8 @@ impl<S: Store> Sessions<S> {
                 self.rotate(loaded, changes, now).await.map(Some)
             }
             Finish::Create => {
-                if plan.end_old {
-                    if let Some(token) = end_loaded(&loaded) {
-                        self.end_family(&token).await?;
-                    }
+                if let (true, Some(loaded)) = (plan.end_old, &loaded) {
+                    self.end_family(loaded.held()).await?;
                 }
                 let mut record = Record::new(now, expires_at);
                 changes.apply(&mut record.state);
@@ -238,9 +232,8 @@ impl<S: Store> Sessions<S> {
                 record.state = loaded.record.state.clone();
                 changes.apply(&mut record.state);
                 record.meta = Metadata::new_session(binding, now);
-                let family = loaded.presented.unwrap_or(loaded.token);
                 let outcome = self.create(&record).await?;
-                self.end_family(&family).await?;
+                self.end_family(loaded.held()).await?;
                 Ok(Some(outcome))
             }
         }
@@ -253,28 +246,30 @@ impl<S: Store> Sessions<S> {
         changes: Changes,
         expires_at: SystemTime,
     ) -> Result<Outcome, SessionsError> {
+        let Loaded {
+            key: loaded_key,
+            token: loaded_token,
+            record,
+            ..
+        } = loaded;
         let written = self
             .queue
             .apply_changes(
                 self.store.as_ref(),
-                &loaded.key,
-                loaded.record,
+                &loaded_key,
+                record,
                 changes,
                 expires_at,
             )
             .await?;
-        let loaded = LoadedId {
-            key: loaded.key,
-            token: loaded.token,
-        };
         match written {
             Applied::Written { key, .. } => {
                 self.cleanup.after_write(self.store.as_ref()).await;
-                if key == loaded.key {
-                    return Ok(Outcome::Live(loaded.token, expires_at));
+                if key == loaded_key {
+                    return Ok(Outcome::Live(loaded_token, expires_at));
                 }
                 // Rotated meanwhile by another request: follow it to the successor's id.
-                let mut token = loaded.token;
+                let mut token = loaded_token;
                 for _ in 0..MAX_UPDATE_ATTEMPTS {
                     if token.hash() == key {
                         return Ok(Outcome::Live(token, expires_at));
@@ -287,7 +282,7 @@ impl<S: Store> Sessions<S> {
                 ))
             }
             _ => {
-                tracing::info!(session = %loaded.key, "session ended during the request; not resurrected");
+                tracing::info!(session = %loaded_key, "session ended during the request; not resurrected");
                 Ok(Outcome::Ended)
             }
         }
