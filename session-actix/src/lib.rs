@@ -157,5 +157,15 @@ pub use typed::TypedSession;
 pub use typed::{SessionAccessor, Typed};
 
 pub use actix_session::{config::CookieContentSecurity, Session, SessionExt};
+/// The framework-agnostic core, re-exported whole: records, tokens, the schema traits.
+/// The `#[session]` attribute finds it here when `session-actix` is an application's only
+/// session dependency.
+pub use session_core;
 /// The `#[session]` attribute, re-exported.
 pub use session_core::session;
+/// The stores (`MemoryStore`, `TieredStore`, and with their features `RedisStore`,
+/// `PostgresStore`, `SqliteStore`), re-exported from session-core.
+pub use session_core::store;
+pub use session_core::{
+    Record, SchemaError, SessionAccess, SessionSchema, SessionToken, Store, StoreError,
+};

@@ -72,6 +72,10 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+// Lets `#[session]` name this crate `::session_core` in its own tests and doctests too.
+#[allow(unused_extern_crates)]
+extern crate self as session_core;
+
 pub mod binding;
 mod changes;
 pub mod client_ip;

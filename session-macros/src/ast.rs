@@ -123,9 +123,7 @@ impl Container {
         check::unique_keys(&mut cx, &fields);
         cx.check()?;
 
-        let krate = attrs
-            .krate
-            .unwrap_or_else(|| syn::parse_quote!(::session_core));
+        let krate = attrs.krate.unwrap_or_else(core_path);
         let mut item = item.clone();
         strip_struct(&mut item);
         Ok(Self {
@@ -135,6 +133,33 @@ impl Container {
             krate,
             fields,
         })
+    }
+}
+
+/// Where `session_core` is for the crate being compiled: its own dependency on
+/// `session-core` (under whatever name it was given), else the re-export in
+/// `session-actix`, so a user who depends on `session-actix` alone needs nothing else.
+/// `session-core` itself (its tests and doctests) names itself `::session_core` through
+/// `extern crate self as session_core`.
+fn core_path() -> syn::Path {
+    use proc_macro_crate::{crate_name, FoundCrate};
+    let ident = |name: &str| syn::Ident::new(name, Span::call_site());
+    match crate_name("session-core") {
+        Ok(FoundCrate::Itself) => return syn::parse_quote!(::session_core),
+        Ok(FoundCrate::Name(name)) => {
+            let name = ident(&name);
+            return syn::parse_quote!(::#name);
+        }
+        Err(_) => {}
+    }
+    match crate_name("session-actix") {
+        Ok(FoundCrate::Name(name)) => {
+            let name = ident(&name);
+            syn::parse_quote!(::#name::session_core)
+        }
+        // Not found (or a manifest we cannot read): the plain name, whose "unresolved
+        // crate" error says what to add.
+        Ok(FoundCrate::Itself) | Err(_) => syn::parse_quote!(::session_core),
     }
 }
 

@@ -3,7 +3,7 @@
 #![forbid(unsafe_code)]
 
 use actix_web::{http::header, web, App, HttpResponse, HttpServer};
-use example_support::{cookie_key, cookie_secure, init_logging, listen_addr, ExampleStore};
+use example_support::{cookie_key, cookie_secure, init_logging, listen_addr, store_from_env};
 use maud::{html, Markup, DOCTYPE};
 use session_actix::{SessionLayer, Typed};
 use session_core::session;
@@ -46,7 +46,7 @@ async fn click(mut counter: Typed<Counter>) -> HttpResponse {
 #[actix_web::main]
 async fn main() -> std::io::Result<()> {
     init_logging();
-    let store = ExampleStore::from_env("click-counter")
+    let store = store_from_env("click-counter")
         .await
         .map_err(std::io::Error::other)?;
     let key = cookie_key().map_err(std::io::Error::other)?;

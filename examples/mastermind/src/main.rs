@@ -3,13 +3,13 @@
 use std::time::Duration;
 
 use actix_web::{App, HttpServer};
-use example_support::{cookie_key, cookie_secure, init_logging, listen_addr, ExampleStore};
+use example_support::{cookie_key, cookie_secure, init_logging, listen_addr, store_from_env};
 use session_actix::SessionLayer;
 
 #[actix_web::main]
 async fn main() -> std::io::Result<()> {
     init_logging();
-    let store = ExampleStore::from_env("mastermind")
+    let store = store_from_env("mastermind")
         .await
         .map_err(std::io::Error::other)?;
     let key = cookie_key().map_err(std::io::Error::other)?;

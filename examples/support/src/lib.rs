@@ -5,61 +5,73 @@
 //!   SQLite file (`SESSION_DB`, default `sqlite://<example>-sessions.sqlite` in the working
 //!   directory), so sessions survive a restart.
 //! - `REDIS_URL` and `DATABASE_URL` (`postgres://…`) both set: Redis in front of
-//!   PostgreSQL.
+//!   PostgreSQL. Only one of them set is an error, not a silent fall-back.
+//! - Either way the store is a [`DynStore`]: one type, chosen at run time.
 //! - The cookie key comes from `SESSION_SECRET` (at least 32 bytes); without it a
 //!   development key is generated once, kept in `.session-secret`, and a warning says so.
 #![forbid(unsafe_code)]
 
-use std::{path::Path, time::SystemTime};
+use std::path::Path;
 
 use actix_web::cookie::Key;
 use base64::{engine::general_purpose::STANDARD, Engine as _};
 use session_core::{
-    store::{MemoryStore, PostgresStore, RedisStore, SqliteStore, TieredStore},
-    Record, Store, StoreError, TokenHash,
+    store::{DynStore, MemoryStore, PostgresStore, RedisStore, SqliteStore, TieredStore},
+    StoreError,
 };
 
-/// The store an example runs on.
-#[derive(Clone, Debug)]
-pub enum ExampleStore {
-    /// In-process cache in front of SQLite.
-    Embedded(TieredStore<MemoryStore, SqliteStore>),
-    /// Redis in front of PostgreSQL.
-    Server(TieredStore<RedisStore, PostgresStore>),
-}
-
-impl ExampleStore {
-    /// Chooses the store from the environment (see the crate docs).
-    ///
-    /// # Errors
-    ///
-    /// If the database cannot be opened or reached.
-    pub async fn from_env(example: &str) -> Result<Self, StoreError> {
-        let redis = std::env::var("REDIS_URL").ok().filter(|v| !v.is_empty());
-        let database = std::env::var("DATABASE_URL").ok().filter(|v| !v.is_empty());
-        match (redis, database) {
-            (Some(redis), Some(database)) if database.starts_with("postgres") => {
-                let cache = RedisStore::builder(redis)
-                    .key_prefix(format!("{example}:session:"))
-                    .build()?;
-                let pool = sqlx_pool(&database).await?;
-                let durable = PostgresStore::builder(pool)
-                    .table_name(format!("{}_sessions", example.replace('-', "_")))
-                    .build()?;
-                durable.migrate().await?;
-                tracing::info!("sessions: Redis cache in front of PostgreSQL");
-                Ok(Self::Server(TieredStore::new(cache, durable)))
+/// The store an example runs on, chosen from the environment (see the crate docs): one
+/// type whichever tiers it holds, so the layer's type does not depend on configuration.
+///
+/// # Errors
+///
+/// A readable message if only one of `REDIS_URL` / `DATABASE_URL` is set, if
+/// `DATABASE_URL` is not a PostgreSQL URL, or if a store cannot be opened or reached.
+pub async fn store_from_env(example: &str) -> Result<DynStore, String> {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    match (var("REDIS_URL"), var("DATABASE_URL")) {
+        (Some(redis), Some(database)) => {
+            if !database.starts_with("postgres://") && !database.starts_with("postgresql://") {
+                return Err(
+                    "DATABASE_URL must be a PostgreSQL URL (postgres://user@host/db); unset \
+                     REDIS_URL and DATABASE_URL for the embedded SQLite default"
+                        .to_owned(),
+                );
             }
-            _ => {
-                let db = std::env::var("SESSION_DB")
-                    .unwrap_or_else(|_| format!("sqlite://{example}-sessions.sqlite"));
-                let durable = SqliteStore::connect(&db).await?;
-                tracing::info!(db, "sessions: in-process cache in front of SQLite");
-                Ok(Self::Embedded(TieredStore::new(
-                    MemoryStore::new(),
-                    durable,
-                )))
-            }
+            let cache = RedisStore::builder(redis)
+                .key_prefix(format!("{example}:session:"))
+                .build()
+                .map_err(|err| format!("Redis (REDIS_URL): {err}"))?;
+            let pool = sqlx_pool(&database)
+                .await
+                .map_err(|err| format!("PostgreSQL (DATABASE_URL): {err}"))?;
+            let durable = PostgresStore::builder(pool)
+                .table_name(format!("{}_sessions", example.replace('-', "_")))
+                .build()
+                .map_err(|err| format!("PostgreSQL (DATABASE_URL): {err}"))?;
+            durable
+                .migrate()
+                .await
+                .map_err(|err| format!("PostgreSQL (DATABASE_URL): {err}"))?;
+            tracing::info!("sessions: Redis cache in front of PostgreSQL");
+            Ok(DynStore::new(TieredStore::new(cache, durable)))
+        }
+        (Some(_), None) => Err("REDIS_URL is set but DATABASE_URL is not: the Redis cache \
+                                needs PostgreSQL behind it; set both, or neither for the \
+                                embedded SQLite default"
+            .to_owned()),
+        (None, Some(_)) => Err("DATABASE_URL is set but REDIS_URL is not: set both for \
+                                Redis in front of PostgreSQL, or neither for the embedded \
+                                SQLite default"
+            .to_owned()),
+        (None, None) => {
+            let db =
+                var("SESSION_DB").unwrap_or_else(|| format!("sqlite://{example}-sessions.sqlite"));
+            let durable = SqliteStore::connect(&db)
+                .await
+                .map_err(|err| format!("SQLite ({db}): {err}"))?;
+            tracing::info!(db, "sessions: in-process cache in front of SQLite");
+            Ok(DynStore::new(TieredStore::new(MemoryStore::new(), durable)))
         }
     }
 }
@@ -67,53 +79,10 @@ impl ExampleStore {
 async fn sqlx_pool(url: &str) -> Result<sqlx::PgPool, StoreError> {
     sqlx::postgres::PgPoolOptions::new()
         .test_before_acquire(false)
+        .acquire_timeout(std::time::Duration::from_secs(5))
         .connect(url)
         .await
         .map_err(StoreError::from)
-}
-
-macro_rules! delegate {
-    ($self:ident, $store:ident => $call:expr) => {
-        match $self {
-            Self::Embedded($store) => $call,
-            Self::Server($store) => $call,
-        }
-    };
-}
-
-impl Store for ExampleStore {
-    async fn load(&self, key: &TokenHash) -> Result<Option<Record>, StoreError> {
-        delegate!(self, store => store.load(key).await)
-    }
-
-    async fn create(&self, key: &TokenHash, record: &Record) -> Result<bool, StoreError> {
-        delegate!(self, store => store.create(key, record).await)
-    }
-
-    async fn update(
-        &self,
-        key: &TokenHash,
-        expected: u64,
-        record: &Record,
-    ) -> Result<bool, StoreError> {
-        delegate!(self, store => store.update(key, expected, record).await)
-    }
-
-    async fn reload(&self, key: &TokenHash) -> Result<Option<Record>, StoreError> {
-        delegate!(self, store => store.reload(key).await)
-    }
-
-    async fn touch(&self, key: &TokenHash, expires_at: SystemTime) -> Result<bool, StoreError> {
-        delegate!(self, store => store.touch(key, expires_at).await)
-    }
-
-    async fn delete(&self, key: &TokenHash) -> Result<(), StoreError> {
-        delegate!(self, store => store.delete(key).await)
-    }
-
-    async fn cleanup(&self, limit: usize) -> Result<usize, StoreError> {
-        delegate!(self, store => store.cleanup(limit).await)
-    }
 }
 
 /// The file that keeps the development key.

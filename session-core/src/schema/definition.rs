@@ -42,7 +42,9 @@ use super::{SchemaError, SessionAccess};
 ///
 /// On the struct: `namespace = "..."` (default: the struct name in snake_case),
 /// `version = N` (keys become `"<namespace>.v<N>.<field>"`, so data of other versions reads
-/// as absent), `crate = "path"` (where `session_core` is, default `::session_core`).
+/// as absent), `crate = "path"` (where `session_core` is; by default the macro finds it: the
+/// application's own `session-core` dependency, or `session_actix::session_core` when it
+/// depends on `session-actix` alone).
 /// On a field: `rename = "..."` (the key's last part), `default` (`Default::default()` when
 /// absent), `default = expr`, `skip` (not stored; loads as its default).
 ///

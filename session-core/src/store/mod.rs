@@ -5,6 +5,7 @@ mod apply;
 mod breaker;
 mod cleanup;
 mod counted;
+mod dynamic;
 mod error;
 #[cfg(feature = "testing")]
 mod faulty;
@@ -29,6 +30,7 @@ pub use apply::{apply_changes, apply_changes_within, state_bytes, Applied, MAX_U
 pub use breaker::CacheState;
 pub use cleanup::{spawn_cleanup, CleanupPolicy, CleanupTask};
 pub use counted::{Counted, OpCounts};
+pub use dynamic::DynStore;
 #[cfg(feature = "testing")]
 pub use faulty::Faulty;
 #[cfg(feature = "testing")]
