@@ -48,3 +48,38 @@ fn counts_clicks_per_visitor_and_survives_restart() {
         .unwrap();
     assert_eq!(clicks(&page), 3, "kept across a restart");
 }
+
+/// Half of the Redis + PostgreSQL configuration is a start-up error that says what to set,
+/// not a silent fall-back to SQLite.
+#[test]
+fn half_a_server_configuration_is_a_clear_start_up_error() {
+    let dir = scratch_dir("clicks-half-config");
+    for (var, value, expected) in [
+        (
+            "REDIS_URL",
+            "redis://127.0.0.1:1",
+            "REDIS_URL is set but DATABASE_URL is not",
+        ),
+        (
+            "DATABASE_URL",
+            "postgres://127.0.0.1:1/x",
+            "DATABASE_URL is set but REDIS_URL is not",
+        ),
+    ] {
+        let out = std::process::Command::new(e2e_tests::binary("click-counter"))
+            .current_dir(&dir)
+            .env_remove("REDIS_URL")
+            .env_remove("DATABASE_URL")
+            .env("SESSION_SECRET", "a".repeat(48))
+            .env("CLICK_COUNTER_ADDR", "127.0.0.1:0")
+            .env(var, value)
+            .output()
+            .expect("run the example");
+        assert!(
+            !out.status.success(),
+            "{var} alone must not start the server"
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(expected), "{var} alone: {stderr}");
+    }
+}

@@ -46,10 +46,11 @@ async fn click(mut counter: Typed<Counter>) -> HttpResponse {
 #[actix_web::main]
 async fn main() -> std::io::Result<()> {
     init_logging();
+    // The secret first: a bad one fails before any connection is tried.
+    let key = cookie_key().map_err(std::io::Error::other)?;
     let store = store_from_env("click-counter")
         .await
         .map_err(std::io::Error::other)?;
-    let key = cookie_key().map_err(std::io::Error::other)?;
     let layer = SessionLayer::builder(store, key)
         .cookie_secure(cookie_secure())
         .build()

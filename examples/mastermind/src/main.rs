@@ -9,10 +9,11 @@ use session_actix::SessionLayer;
 #[actix_web::main]
 async fn main() -> std::io::Result<()> {
     init_logging();
+    // The secret first: a bad one fails before any connection is tried.
+    let key = cookie_key().map_err(std::io::Error::other)?;
     let store = store_from_env("mastermind")
         .await
         .map_err(std::io::Error::other)?;
-    let key = cookie_key().map_err(std::io::Error::other)?;
     let layer = SessionLayer::builder(store, key)
         .cookie_secure(cookie_secure())
         // Shown on purpose: a session is bound to the client's address and browser, and its
