@@ -10,8 +10,8 @@ use crate::Store;
 /// Runs a bounded [`Store::cleanup`] on a random share of writes: the original utility's
 /// `clean_check_percent`.
 ///
-/// With `percent = 5` (the default, as in the original utility) about one write in twenty
-/// also deletes up to `batch` expired records, so stale sessions go away in proportion to
+/// With `percent = 5` (the default here; the original utility used 15 %, later 50 %, of
+/// all requests) about one write in twenty also deletes up to `batch` expired records, so stale sessions go away in proportion to
 /// traffic without a separate job. Each run is one bounded statement, never a scan of the
 /// whole table. `0` turns it off (use [`spawn_cleanup`] instead).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
