@@ -106,7 +106,10 @@ pub mod __private {
 
     pub use serde_json::value::RawValue;
 
-    use crate::schema::SchemaError;
+    use crate::{
+        schema::{SchemaError, SessionAccess, SessionSchema},
+        store::BoxError,
+    };
 
     /// Fails to compile, at the field's type, unless it can be stored.
     pub fn assert_field<T: serde::Serialize + serde::de::DeserializeOwned>() {}
@@ -120,6 +123,73 @@ pub mod __private {
             key: key.to_owned(),
             source: err.into(),
         })
+    }
+
+    /// Whether any of `keys` is in the session (decodable or not).
+    pub fn any_key_stored<S: SessionAccess + ?Sized>(session: &S, keys: &[&str]) -> bool {
+        keys.iter()
+            .any(|key| !matches!(session.get_value::<serde::de::IgnoredAny>(key), Ok(None)))
+    }
+
+    /// Whether the source schema of migration `f` (or one it migrates from) is stored.
+    pub fn source_stored<Old, New, E, S, F>(session: &S, _f: &F) -> bool
+    where
+        Old: SessionSchema,
+        S: SessionAccess + ?Sized,
+        F: FnOnce(Old) -> Result<New, E>,
+    {
+        Old::is_stored(session)
+    }
+
+    /// Runs migration `f` from version `FROM` if the session holds none of `New`'s keys and
+    /// data of an older version: loads the old schema (which runs its own migration
+    /// first), converts it, saves the new keys and removes the old ones. `Ok(None)` when
+    /// there is nothing to migrate.
+    ///
+    /// # Errors
+    ///
+    /// [`SchemaError::Migration`] naming the versions if the old data does not decode or
+    /// `f` fails; nothing is removed then.
+    pub fn migrate<New, Old, E, S, F, const FROM: u32>(
+        session: &S,
+        f: F,
+    ) -> Result<Option<New>, SchemaError>
+    where
+        New: SessionSchema,
+        Old: SessionSchema,
+        E: Into<BoxError>,
+        S: SessionAccess + ?Sized,
+        F: FnOnce(Old) -> Result<New, E>,
+    {
+        const {
+            assert!(
+                Old::VERSION == FROM,
+                "the migration function takes a schema of another version than `from` names"
+            );
+        }
+        if any_key_stored(session, New::KEYS) || !Old::is_stored(session) {
+            return Ok(None);
+        }
+        let failed = |source: BoxError| SchemaError::Migration {
+            namespace: New::NAMESPACE,
+            from: FROM,
+            to: New::VERSION,
+            source,
+        };
+        let Some(old) = Old::load(session).map_err(|err| failed(err.into()))? else {
+            // Incomplete old data (a field without a default is absent): nothing to
+            // convert; the old keys stay for the application to look at.
+            return Ok(None);
+        };
+        let new = f(old).map_err(|err| failed(err.into()))?;
+        new.save(session)?;
+        Old::clear(session);
+        Ok(Some(new))
+    }
+
+    /// Logs a migration that failed; the struct loads from defaults, the old keys stay.
+    pub fn warn_migration(err: &SchemaError) {
+        tracing::warn!(error = %err, "session schema migration failed; using the defaults");
     }
 
     /// Logs a stored value that no longer decodes and is replaced by a default.

@@ -6,7 +6,7 @@ use quote::ToTokens;
 use syn::{ext::IdentExt, spanned::Spanned};
 
 use crate::{
-    attr::{FieldAttrs, FieldDefault, StructAttrs, SESSION},
+    attr::{FieldAttrs, FieldDefault, Migrate, StructAttrs, SESSION},
     check,
     ctxt::Ctxt,
 };
@@ -19,6 +19,8 @@ pub(crate) struct Container {
     pub(crate) version: u32,
     pub(crate) krate: syn::Path,
     pub(crate) fields: Vec<Field>,
+    /// `migrate(from = N, with = f)`, checked: `N` is older than `version`.
+    pub(crate) migrate: Option<Migrate>,
 }
 
 /// One field of the struct.
@@ -121,6 +123,24 @@ impl Container {
             });
         }
         check::unique_keys(&mut cx, &fields);
+        if let Some(migrate) = &attrs.migrate {
+            match attrs.version {
+                None => cx.push(syn::Error::new(
+                    migrate.span,
+                    "`migrate` needs a `version = N` on this struct: the version the data \
+                     is migrated to",
+                )),
+                Some((to, _)) if migrate.from >= to => cx.push(syn::Error::new(
+                    migrate.from_span,
+                    format!(
+                        "a migration comes from an older version: `from = {}` is not older \
+                         than this struct's `version = {to}`",
+                        migrate.from
+                    ),
+                )),
+                Some(_) => {}
+            }
+        }
         cx.check()?;
 
         let krate = attrs.krate.unwrap_or_else(core_path);
@@ -132,6 +152,7 @@ impl Container {
             version,
             krate,
             fields,
+            migrate: attrs.migrate,
         })
     }
 }

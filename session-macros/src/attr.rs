@@ -10,7 +10,12 @@ pub(crate) const SESSION: &str = "session";
 const NAMESPACE: &str = "namespace";
 const VERSION: &str = "version";
 const CRATE: &str = "crate";
-const STRUCT_OPTIONS: &[&str] = &[NAMESPACE, VERSION, CRATE];
+const MIGRATE: &str = "migrate";
+const STRUCT_OPTIONS: &[&str] = &[NAMESPACE, VERSION, CRATE, MIGRATE];
+
+const FROM: &str = "from";
+const WITH: &str = "with";
+const MIGRATE_OPTIONS: &[&str] = &[FROM, WITH];
 
 const RENAME: &str = "rename";
 const DEFAULT: &str = "default";
@@ -23,6 +28,18 @@ pub(crate) struct StructAttrs {
     pub(crate) namespace: Option<LitStr>,
     pub(crate) version: Option<(u32, proc_macro2::Span)>,
     pub(crate) krate: Option<syn::Path>,
+    pub(crate) migrate: Option<Migrate>,
+}
+
+/// `migrate(from = N, with = path::to::fn)`: how an older version's data becomes this one.
+pub(crate) struct Migrate {
+    /// The version migrated from (`0`: the struct had no `version`).
+    pub(crate) from: u32,
+    pub(crate) from_span: proc_macro2::Span,
+    /// A function `fn(Old) -> Result<Self, E>`; `Old` is the older `#[session]` struct.
+    pub(crate) with: syn::Path,
+    /// The `migrate` option itself, for errors about it as a whole.
+    pub(crate) span: proc_macro2::Span,
 }
 
 /// How a field gets its value when its key is absent.
@@ -63,6 +80,10 @@ impl StructAttrs {
                     Ok(version) => set_once(cx, &meta, &mut attrs.version, (version, lit.span())),
                     Err(err) => cx.push(err),
                 }
+            } else if meta.path.is_ident(MIGRATE) {
+                if let Some(migrate) = parse_migrate(cx, &meta)? {
+                    set_once(cx, &meta, &mut attrs.migrate, migrate);
+                }
             } else if meta.path.is_ident(CRATE) {
                 let lit: LitStr = meta.value()?.parse()?;
                 let path = lit.parse::<syn::Path>()?;
@@ -77,6 +98,52 @@ impl StructAttrs {
             cx.push(err);
         }
         attrs
+    }
+}
+
+/// The inside of `migrate(...)`; `None` (with the errors reported) if incomplete.
+fn parse_migrate(cx: &mut Ctxt, meta: &ParseNestedMeta<'_>) -> syn::Result<Option<Migrate>> {
+    let mut from: Option<(u32, proc_macro2::Span)> = None;
+    let mut with: Option<syn::Path> = None;
+    meta.parse_nested_meta(|inner| {
+        if inner.path.is_ident(FROM) {
+            let lit: LitInt = inner.value()?.parse()?;
+            match lit.base10_parse::<u32>() {
+                Ok(version) => set_once(cx, &inner, &mut from, (version, lit.span())),
+                Err(err) => cx.push(err),
+            }
+        } else if inner.path.is_ident(WITH) {
+            let path: syn::Path = inner.value()?.parse()?;
+            set_once(cx, &inner, &mut with, path);
+        } else {
+            cx.push(unknown(&inner, MIGRATE_OPTIONS));
+            skip_value(&inner)?;
+        }
+        Ok(())
+    })?;
+    let span = meta.path.span();
+    match (from, with) {
+        (Some((from, from_span)), Some(with)) => Ok(Some(Migrate {
+            from,
+            from_span,
+            with,
+            span,
+        })),
+        (None, _) => {
+            cx.error_spanned_by(
+                &meta.path,
+                "`migrate` needs the version it migrates from: `migrate(from = 1, with = ...)`",
+            );
+            Ok(None)
+        }
+        (_, None) => {
+            cx.error_spanned_by(
+                &meta.path,
+                "`migrate` needs the function that converts: `migrate(from = 1, with = \
+                 path::to::fn)`, a `fn(Old) -> Result<Self, E>`",
+            );
+            Ok(None)
+        }
     }
 }
 

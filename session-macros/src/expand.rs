@@ -60,6 +60,44 @@ pub(crate) fn expand(c: &Container) -> TokenStream {
             #krate::schema::SessionAccess::set_value::<#ty>(session, Self::#name, &self.#field)?;
         }
     });
+    // With `migrate(from = N, with = f)`: `load` and `load_into` first turn data of version
+    // N (and, through its own migration, older) into this version; `is_stored` also sees it.
+    let (migrate_load, migrate_load_into, is_stored) = match &c.migrate {
+        None => (TokenStream::new(), TokenStream::new(), TokenStream::new()),
+        Some(m) => {
+            let from = m.from;
+            let with = &m.with;
+            let call = quote! {
+                #krate::__private::migrate::<Self, _, _, _, _, #from>(session, #with)
+            };
+            (
+                quote! {
+                    if let ::core::option::Option::Some(migrated) = #call? {
+                        return ::core::result::Result::Ok(::core::option::Option::Some(migrated));
+                    }
+                },
+                quote! {
+                    match #call {
+                        ::core::result::Result::Ok(::core::option::Option::Some(migrated)) => {
+                            *target = migrated;
+                            return;
+                        }
+                        ::core::result::Result::Ok(::core::option::Option::None) => {}
+                        ::core::result::Result::Err(err) => #krate::__private::warn_migration(&err),
+                    }
+                },
+                quote! {
+                    fn is_stored<__S>(session: &__S) -> bool
+                    where
+                        __S: #krate::schema::SessionAccess + ?::core::marker::Sized,
+                    {
+                        #krate::__private::any_key_stored(session, Self::KEYS)
+                            || #krate::__private::source_stored(session, &#with)
+                    }
+                },
+            )
+        }
+    };
     let view_doc =
         format!("Typed accessors for the session keys of [`{ident}`]: made by [`{ident}::view`].");
     let view_fn_doc = format!(
@@ -108,6 +146,7 @@ pub(crate) fn expand(c: &Container) -> TokenStream {
             where
                 __S: #krate::schema::SessionAccess + ?::core::marker::Sized,
             {
+                #migrate_load
                 #(#load_fields)*
                 ::core::result::Result::Ok(::core::option::Option::Some(Self { #(#field_idents),* }))
             }
@@ -116,8 +155,11 @@ pub(crate) fn expand(c: &Container) -> TokenStream {
             where
                 __S: #krate::schema::SessionAccess + ?::core::marker::Sized,
             {
+                #migrate_load_into
                 #(#load_into_fields)*
             }
+
+            #is_stored
 
             fn save<__S>(&self, session: &__S) -> ::core::result::Result<(), #krate::schema::SchemaError>
             where

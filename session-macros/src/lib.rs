@@ -19,7 +19,7 @@ use proc_macro::TokenStream;
 /// typed accessors, key constants, and whole-struct load / save / clear.
 ///
 /// Struct options: `namespace = "..."` (default: the struct name in snake_case),
-/// `version = N`, `crate = "path"` (default: the application's `session-core`
+/// `version = N`, `migrate(from = M, with = path::to::fn)`, `crate = "path"` (default: the application's `session-core`
 /// dependency, else `session_actix::session_core`, found through `proc-macro-crate`). Field options:
 /// `rename = "..."`, `default`, `default = expr`, `skip`.
 #[proc_macro_attribute]

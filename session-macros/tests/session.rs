@@ -209,3 +209,168 @@ impl RemoveForTest for SessionMap {
         session_core::schema::SessionAccess::remove_value(self, key);
     }
 }
+
+// --- Migrations: the Mastermind state gains a difficulty (v2), then a player name (v3).
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+enum Difficulty {
+    #[default]
+    Easy,
+    Hard,
+}
+
+#[session(namespace = "mm", version = 1)]
+#[derive(Debug, Default, PartialEq)]
+struct StateV1 {
+    #[session(default)]
+    guesses: Vec<Guess>,
+    #[session(default = 10)]
+    max_guesses: u8,
+}
+
+#[session(namespace = "mm", version = 2, migrate(from = 1, with = v1_to_v2))]
+#[derive(Debug, Default, PartialEq)]
+struct StateV2 {
+    #[session(default)]
+    guesses: Vec<Guess>,
+    #[session(default = 10)]
+    max_guesses: u8,
+    difficulty: Difficulty,
+}
+
+/// Ten guesses were the easy game; fewer, the hard one.
+fn v1_to_v2(old: StateV1) -> Result<StateV2, std::convert::Infallible> {
+    let difficulty = if old.max_guesses >= 10 {
+        Difficulty::Easy
+    } else {
+        Difficulty::Hard
+    };
+    Ok(StateV2 {
+        guesses: old.guesses,
+        max_guesses: old.max_guesses,
+        difficulty,
+    })
+}
+
+#[session(namespace = "mm", version = 3, migrate(from = 2, with = v2_to_v3))]
+#[derive(Debug, Default, PartialEq)]
+struct StateV3 {
+    #[session(default)]
+    guesses: Vec<Guess>,
+    difficulty: Difficulty,
+    #[session(default)]
+    player: String,
+}
+
+fn v2_to_v3(old: StateV2) -> Result<StateV3, String> {
+    if old.guesses.len() > usize::from(old.max_guesses) {
+        return Err(format!(
+            "{} guesses of at most {}",
+            old.guesses.len(),
+            old.max_guesses
+        ));
+    }
+    Ok(StateV3 {
+        guesses: old.guesses,
+        difficulty: old.difficulty,
+        player: "anonymous".into(),
+    })
+}
+
+fn a_guess() -> Guess {
+    Guess {
+        pegs: vec![Peg::R, Peg::G],
+        black: 1,
+    }
+}
+
+fn session_with_v1(max_guesses: u8, guesses: usize) -> SessionMap {
+    let session = SessionMap::new();
+    StateV1 {
+        guesses: vec![a_guess(); guesses],
+        max_guesses,
+    }
+    .save(&session)
+    .unwrap();
+    session
+}
+
+#[test]
+fn v1_data_loads_as_v2_once_and_the_v1_keys_are_gone() {
+    let session = session_with_v1(6, 2);
+    let state = StateV2::load(&session).unwrap().unwrap();
+    assert_eq!(state.difficulty, Difficulty::Hard);
+    assert_eq!(state.guesses.len(), 2);
+    assert_eq!(
+        session.keys(),
+        ["mm.v2.difficulty", "mm.v2.guesses", "mm.v2.max_guesses"]
+    );
+    // Once: a second load reads the v2 keys; a v1 key written again later is not migrated
+    // over existing v2 data.
+    session.insert_json(StateV1::MAX_GUESSES_KEY, "12");
+    assert_eq!(StateV2::load(&session).unwrap().unwrap(), state);
+}
+
+#[test]
+fn v1_data_loads_as_v3_through_v2() {
+    let session = session_with_v1(10, 1);
+    assert!(
+        StateV3::is_stored(&session),
+        "v1 data counts as stored for v3"
+    );
+    let state = StateV3::load_or_default(&session);
+    assert_eq!(
+        state,
+        StateV3 {
+            guesses: vec![a_guess()],
+            difficulty: Difficulty::Easy,
+            player: "anonymous".into(),
+        }
+    );
+    assert_eq!(
+        session.keys(),
+        ["mm.v3.difficulty", "mm.v3.guesses", "mm.v3.player"]
+    );
+}
+
+#[test]
+fn a_failing_migration_is_a_typed_error_naming_the_versions_and_keeps_the_old_data() {
+    let session = SessionMap::new();
+    StateV2 {
+        guesses: vec![a_guess(); 3],
+        max_guesses: 2,
+        difficulty: Difficulty::Hard,
+    }
+    .save(&session)
+    .unwrap();
+    let before = session.keys();
+    let err = StateV3::load(&session).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            SchemaError::Migration {
+                namespace: "mm",
+                from: 2,
+                to: 3,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "migrating session schema `mm` from version 2 to version 3 failed"
+    );
+    assert_eq!(session.keys(), before, "nothing removed");
+    // `load_or_default` never fails: defaults, old data kept for a later fix.
+    assert_eq!(StateV3::load_or_default(&session), StateV3::default());
+    assert_eq!(session.keys(), before);
+}
+
+#[test]
+fn an_empty_session_has_nothing_to_migrate() {
+    let session = SessionMap::new();
+    assert!(!StateV3::is_stored(&session));
+    assert_eq!(StateV3::load_or_default(&session), StateV3::default());
+    assert!(session.keys().is_empty());
+}

@@ -42,11 +42,61 @@ use super::{SchemaError, SessionAccess};
 ///
 /// On the struct: `namespace = "..."` (default: the struct name in snake_case),
 /// `version = N` (keys become `"<namespace>.v<N>.<field>"`, so data of other versions reads
-/// as absent), `crate = "path"` (where `session_core` is; by default the macro finds it: the
+/// as absent), `migrate(from = M, with = path::to::fn)` (see *Migrations* below),
+/// `crate = "path"` (where `session_core` is; by default the macro finds it: the
 /// application's own `session-core` dependency, or `session_actix::session_core` when it
 /// depends on `session-actix` alone).
 /// On a field: `rename = "..."` (the key's last part), `default` (`Default::default()` when
 /// absent), `default = expr`, `skip` (not stored; loads as its default).
+///
+/// # Migrations
+///
+/// `version = N` alone makes data of other versions read as absent. To carry it over,
+/// name the older struct's version and a function that converts it:
+///
+/// ```
+/// use session_core::{session, schema::{SessionMap, SessionSchema}};
+///
+/// #[session(namespace = "mastermind", version = 1)]
+/// #[derive(Default)]
+/// struct MastermindV1 {
+///     #[session(default)]
+///     guesses: Vec<String>,
+/// }
+///
+/// #[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+/// enum Difficulty { #[default] Normal, Hard }
+///
+/// // v2 adds a difficulty; games in progress keep their guesses.
+/// #[session(namespace = "mastermind", version = 2, migrate(from = 1, with = v1_to_v2))]
+/// #[derive(Default)]
+/// struct Mastermind {
+///     #[session(default)]
+///     guesses: Vec<String>,
+///     #[session(default)]
+///     difficulty: Difficulty,
+/// }
+///
+/// fn v1_to_v2(old: MastermindV1) -> Result<Mastermind, std::convert::Infallible> {
+///     Ok(Mastermind { guesses: old.guesses, difficulty: Difficulty::Normal })
+/// }
+///
+/// let session = SessionMap::new();
+/// MastermindV1 { guesses: vec!["RGBY".into()] }.save(&session)?;
+/// let game = Mastermind::load_or_default(&session);       // migrates, once
+/// assert_eq!(game.guesses, ["RGBY"]);
+/// assert_eq!(session.keys(), ["mastermind.v2.difficulty", "mastermind.v2.guesses"]);
+/// # Ok::<(), session_core::SchemaError>(())
+/// ```
+///
+/// The migration runs when a load finds none of this version's keys but data of the older
+/// one: it loads the older struct (running *its* migration first, so v1 → v2 → v3 chains
+/// work), converts it, writes the new keys and removes the old ones, so it happens once.
+/// The function is `fn(Old) -> Result<New, E>` with any error type `E` convertible to a
+/// boxed error; a failure is [`SchemaError::Migration`] naming the versions (from `load`;
+/// `load_or_default` logs it and uses the defaults), and the old keys stay. `from = 0`
+/// migrates from a struct without `version`. `from` must be older than `version` (a
+/// compile error otherwise), and must be the version of the function's parameter type.
 ///
 /// # What is generated
 ///
@@ -76,6 +126,12 @@ pub trait SessionSchema: Sized {
     /// key is absent or does not decode takes its `#[session(default)]`, or keeps the value
     /// it has. A value that does not decode is logged (`tracing` warning). Never fails.
     fn load_into<S: SessionAccess + ?Sized>(target: &mut Self, session: &S);
+
+    /// Whether the session holds data of this schema: any of its keys, or (for a schema
+    /// with `migrate(..)`) data of a version it migrates from.
+    fn is_stored<S: SessionAccess + ?Sized>(session: &S) -> bool {
+        crate::__private::any_key_stored(session, Self::KEYS)
+    }
 
     /// Every stored field as `(key, JSON)`, in [`KEYS`](Self::KEYS) order.
     ///

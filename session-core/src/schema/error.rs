@@ -25,6 +25,20 @@ pub enum SchemaError {
         #[source]
         source: BoxError,
     },
+    /// A `#[session(migrate(..))]` migration failed: the data of version `from` did not
+    /// decode, or the migration function returned an error. The old keys stay as they were.
+    #[error("migrating session schema `{namespace}` from version {from} to version {to} failed")]
+    Migration {
+        /// The namespace of the schema migrated to.
+        namespace: &'static str,
+        /// The version migrated from.
+        from: u32,
+        /// The version migrated to.
+        to: u32,
+        /// What failed.
+        #[source]
+        source: BoxError,
+    },
     /// The session behind the handle failed (e.g. it was purged during the request).
     #[error("the session is not available")]
     Session(#[source] BoxError),
@@ -36,7 +50,7 @@ impl SchemaError {
     pub fn key(&self) -> Option<&str> {
         match self {
             Self::Decode { key, .. } | Self::Encode { key, .. } => Some(key),
-            Self::Session(_) => None,
+            Self::Migration { .. } | Self::Session(_) => None,
         }
     }
 }
