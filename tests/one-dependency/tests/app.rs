@@ -2,7 +2,7 @@
 #![allow(clippy::expect_used)] // a failed step fails the test
 
 use actix_web::{cookie::Key, test, web, App};
-use one_dependency::{add, store, Cart};
+use one_dependency::{add, lines_v2, size_v1, store, Cart};
 use session_actix::{
     session_core::{testing, ManualClock},
     SessionLayer, SessionSchema as _,
@@ -16,7 +16,9 @@ async fn adds_items_on(store: session_actix::store::DynStore) {
     let app = test::init_service(
         App::new()
             .wrap(layer)
-            .route("/add/{item}", web::post().to(add)),
+            .route("/add/{item}", web::post().to(add))
+            .route("/v1", web::get().to(size_v1))
+            .route("/v2", web::get().to(lines_v2)),
     )
     .await;
     let res =
@@ -30,9 +32,30 @@ async fn adds_items_on(store: session_actix::store::DynStore) {
     assert_eq!(test::read_body(res).await, "1");
     let again = test::TestRequest::post()
         .uri("/add/milk")
-        .cookie(cookie)
+        .cookie(cookie.clone())
         .to_request();
     assert_eq!(test::call_and_read_body(&app, again).await, "2");
+    let again = test::TestRequest::post()
+        .uri("/add/tea")
+        .cookie(cookie.clone())
+        .to_request();
+    assert_eq!(test::call_and_read_body(&app, again).await, "3");
+
+    // A deploy reads the cart as version 2: migrated on the first load and saved through
+    // the layer, so the version-1 keys are gone from the store afterwards.
+    let v2 = || {
+        test::TestRequest::get()
+            .uri("/v2")
+            .cookie(cookie.clone())
+            .to_request()
+    };
+    assert_eq!(test::call_and_read_body(&app, v2()).await, "teax2,milkx1");
+    let v1 = test::TestRequest::get()
+        .uri("/v1")
+        .cookie(cookie.clone())
+        .to_request();
+    assert_eq!(test::call_and_read_body(&app, v1).await, "0");
+    assert_eq!(test::call_and_read_body(&app, v2()).await, "teax2,milkx1");
 }
 
 #[tokio::test(flavor = "current_thread")]
@@ -57,4 +80,5 @@ async fn redis_in_front_of_postgres_chosen_at_run_time() {
 #[tokio::test(flavor = "current_thread")]
 async fn the_macro_resolves_through_session_actix() {
     assert_eq!(Cart::KEYS, ["cart.v1.items"]);
+    assert_eq!(one_dependency::CartV2::KEYS, ["cart.v2.lines"]);
 }
