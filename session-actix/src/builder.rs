@@ -65,7 +65,7 @@ pub struct SessionLayerBuilder<S> {
     absolute_timeout: Option<Duration>,
     token_ttl: Option<Duration>,
     rotation_grace: Duration,
-    cleanup: CleanupPolicy,
+    clean_check_percent: u8,
     integrate_flash: bool,
     binding: BindingPolicy,
     trusted_proxies: Vec<(IpAddr, u8)>,
@@ -99,7 +99,7 @@ impl<S: Store> SessionLayerBuilder<S> {
             absolute_timeout: Some(Duration::from_secs(24 * 60 * 60)),
             token_ttl: Some(Duration::from_secs(15 * 60)),
             rotation_grace: Duration::from_secs(30),
-            cleanup: CleanupPolicy::default(),
+            clean_check_percent: CleanupPolicy::default().percent(),
             integrate_flash: true,
             binding: BindingPolicy {
                 check_user_agent: true,
@@ -122,23 +122,30 @@ impl<S: Store> SessionLayerBuilder<S> {
     /// How long a session lives without requests (original: `session_expire_time`). Each
     /// request slides it; the stored expiry is refreshed at most about once per quarter of
     /// it, so an unchanged session does not cost a write per request. Default: 2 hours.
+    #[doc(alias = "session_expire_time")]
     pub fn idle_timeout(mut self, idle: Duration) -> Self {
         self.idle_timeout = idle;
         self
     }
 
-    /// How long a session lives at most, however active; `None` for no limit. Default: 24
-    /// hours.
-    pub fn absolute_timeout(mut self, limit: Option<Duration>) -> Self {
-        self.absolute_timeout = limit;
+    /// How long a session lives at most, however active. Must not be shorter than the idle
+    /// timeout. Default: 24 hours.
+    pub fn absolute_timeout(mut self, limit: Duration) -> Self {
+        self.absolute_timeout = Some(limit);
+        self
+    }
+
+    /// No absolute limit: an active session lives as long as it is used.
+    pub fn no_absolute_timeout(mut self) -> Self {
+        self.absolute_timeout = None;
         self
     }
 
     /// Run a bounded cleanup of expired sessions on this share of writes (original:
-    /// `clean_check_percent`), deleting at most 1 000 records each time; `0` turns it off.
-    /// Default: 5 %.
+    /// `clean_check_percent`), deleting at most 1 000 records each time; `0` turns it off,
+    /// over 100 is a [`ConfigError`]. Default: 5 %.
     pub fn clean_check_percent(mut self, percent: u8) -> Self {
-        self.cleanup = CleanupPolicy::new(percent, self.cleanup.batch().max(1));
+        self.clean_check_percent = percent;
         self
     }
 
@@ -157,10 +164,10 @@ impl<S: Store> SessionLayerBuilder<S> {
     }
 
     /// The prefix lengths compared by [`check_ip`](Self::check_ip). Default: /32 for IPv4,
-    /// /64 for IPv6.
+    /// /64 for IPv6. Longer than 32 / 128 bits is a [`ConfigError`].
     pub fn ip_prefixes(mut self, ipv4: u8, ipv6: u8) -> Self {
-        self.binding.ipv4_prefix = ipv4.min(32);
-        self.binding.ipv6_prefix = ipv6.min(128);
+        self.binding.ipv4_prefix = ipv4;
+        self.binding.ipv6_prefix = ipv6;
         self
     }
 
@@ -182,17 +189,24 @@ impl<S: Store> SessionLayerBuilder<S> {
     /// A persistent cookie with `Max-Age` = the idle timeout (`true`), or a browser-session
     /// cookie that the browser drops when it closes (`false`) (original:
     /// `set_cookie_expires`). Default: `true`.
+    #[doc(alias = "set_cookie_expires")]
     pub fn persistent_cookie(mut self, persistent: bool) -> Self {
         self.persistent_cookie = persistent;
         self
     }
 
-    /// Rotate the session id this often (original: `session_token_ttl`); `None` turns
-    /// rotation off. The previous id keeps working for the
-    /// [`rotation_grace`](Self::rotation_grace) window. Server-side stores only. Default:
-    /// 15 minutes.
-    pub fn token_rotation(mut self, every: Option<Duration>) -> Self {
-        self.token_ttl = every;
+    /// Rotate the session id this often (original: `session_token_ttl`). The previous id
+    /// keeps working for the [`rotation_grace`](Self::rotation_grace) window, which must be
+    /// shorter. Server-side stores only. Default: 15 minutes.
+    #[doc(alias = "session_token_ttl")]
+    pub fn token_rotation(mut self, every: Duration) -> Self {
+        self.token_ttl = Some(every);
+        self
+    }
+
+    /// Keep one id for the session's whole life (`Session::renew()` still changes it).
+    pub fn no_token_rotation(mut self) -> Self {
+        self.token_ttl = None;
         self
     }
 
@@ -223,9 +237,10 @@ impl<S: Store> SessionLayerBuilder<S> {
         self
     }
 
-    /// The cookie's `Domain` attribute. Default: none (host-only).
-    pub fn cookie_domain(mut self, domain: Option<String>) -> Self {
-        self.cookie_domain = domain;
+    /// The cookie's `Domain` attribute, which also sends it to subdomains. Default: none
+    /// (host-only).
+    pub fn cookie_domain(mut self, domain: impl Into<String>) -> Self {
+        self.cookie_domain = Some(domain.into());
         self
     }
 
@@ -295,6 +310,25 @@ impl<S: Store> SessionLayerBuilder<S> {
         if self.token_ttl.is_some_and(|ttl| ttl.is_zero()) {
             return Err(ConfigError::ZeroDuration("token_rotation"));
         }
+        if let Some(absolute) = self.absolute_timeout {
+            if absolute < self.idle_timeout {
+                return Err(ConfigError::AbsoluteShorterThanIdle {
+                    absolute,
+                    idle: self.idle_timeout,
+                });
+            }
+        }
+        if self.clean_check_percent > 100 {
+            return Err(ConfigError::CleanCheckPercent(self.clean_check_percent));
+        }
+        for (family, given, max) in [
+            ("IPv4", self.binding.ipv4_prefix, 32),
+            ("IPv6", self.binding.ipv6_prefix, 128),
+        ] {
+            if given > max {
+                return Err(ConfigError::IpPrefix { family, given, max });
+            }
+        }
         if let Some(rotation) = self.token_ttl {
             if self.backend.is_server_side() && rotation <= self.rotation_grace {
                 return Err(ConfigError::RotationShorterThanGrace {
@@ -336,7 +370,10 @@ impl<S: Store> SessionLayerBuilder<S> {
                     rotates: rotation.is_some(),
                     grace: self.rotation_grace,
                     idle_timeout: self.idle_timeout,
-                    cleanup: self.cleanup,
+                    cleanup: CleanupPolicy::new(
+                        self.clean_check_percent,
+                        session_core::store::DEFAULT_CLEANUP_BATCH_SIZE,
+                    ),
                     max_record_bytes: self.max_record_bytes,
                 },
             )),

@@ -30,6 +30,31 @@ pub enum ConfigError {
         /// The grace window.
         grace: Duration,
     },
+    /// The absolute timeout is shorter than the idle timeout, so it, not inactivity, would
+    /// end every session.
+    #[error(
+        "absolute_timeout ({absolute:?}) must not be shorter than idle_timeout ({idle:?}): \
+         lengthen it, shorten the idle timeout, or call no_absolute_timeout()"
+    )]
+    AbsoluteShorterThanIdle {
+        /// The absolute timeout.
+        absolute: Duration,
+        /// The idle timeout.
+        idle: Duration,
+    },
+    /// `clean_check_percent` is a share of writes, at most 100.
+    #[error("clean_check_percent is {0}, but a share of writes is at most 100 (0 turns it off)")]
+    CleanCheckPercent(u8),
+    /// An IP prefix longer than the address.
+    #[error("ip_prefixes: an {family} prefix is at most /{max}, not /{given}")]
+    IpPrefix {
+        /// `"IPv4"` or `"IPv6"`.
+        family: &'static str,
+        /// The prefix length given.
+        given: u8,
+        /// The longest possible.
+        max: u8,
+    },
     /// The sub-keys could not be derived from the cookie key.
     #[error("could not derive the layer's keys from the cookie key")]
     KeyDerivation,

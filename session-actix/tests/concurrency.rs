@@ -34,7 +34,7 @@ where
             };
             let layer = SessionLayer::builder(store, Key::generate())
                 .cookie_secure(false)
-                .token_rotation(None)
+                .no_token_rotation()
                 .build()
                 .unwrap();
             let server = HttpServer::new(move || {

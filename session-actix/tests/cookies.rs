@@ -50,7 +50,7 @@ async fn browser_session_cookie_and_custom_attributes<S: Store + Clone>(f: Fixtu
         b.persistent_cookie(false)
             .cookie_same_site(SameSite::Strict)
             .cookie_path("/")
-            .cookie_domain(Some("example.test".into()))
+            .cookie_domain("example.test")
     }))
     .await;
     let cookie = Client::new().post(&app, "/inc").await.set_cookie.unwrap();
@@ -92,7 +92,7 @@ async fn host_prefix_cookie() {
     assert!(ok.is_ok());
     let err = SessionLayer::builder(store.clone(), Key::generate())
         .cookie_name("__Host-session")
-        .cookie_domain(Some("example.test".into()))
+        .cookie_domain("example.test")
         .build()
         .unwrap_err();
     assert!(matches!(err, ConfigError::HostPrefix));
@@ -200,9 +200,59 @@ mod private_responses {
 }
 
 #[test]
+fn settings_that_would_be_clamped_or_contradict_are_refused_with_what_to_change() {
+    let builder = || SessionLayer::builder(MemoryStore::new(), Key::generate());
+    let err = builder()
+        .idle_timeout(Duration::from_secs(3600))
+        .absolute_timeout(Duration::from_secs(600))
+        .build()
+        .unwrap_err();
+    assert!(
+        matches!(err, ConfigError::AbsoluteShorterThanIdle { .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("no_absolute_timeout()"), "{err}");
+    assert!(builder()
+        .idle_timeout(Duration::from_secs(3600))
+        .no_absolute_timeout()
+        .build()
+        .is_ok());
+
+    let err = builder().clean_check_percent(101).build().unwrap_err();
+    assert!(matches!(err, ConfigError::CleanCheckPercent(101)), "{err}");
+    assert!(builder().clean_check_percent(100).build().is_ok());
+
+    let err = builder().ip_prefixes(33, 64).build().unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ConfigError::IpPrefix {
+                family: "IPv4",
+                given: 33,
+                max: 32
+            }
+        ),
+        "{err}"
+    );
+    let err = builder().ip_prefixes(24, 129).build().unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ConfigError::IpPrefix {
+                family: "IPv6",
+                given: 129,
+                max: 128
+            }
+        ),
+        "{err}"
+    );
+    assert!(builder().ip_prefixes(32, 128).build().is_ok());
+}
+
+#[test]
 fn rotation_shorter_than_its_grace_window_is_refused() {
     let err = SessionLayer::builder(MemoryStore::new(), Key::generate())
-        .token_rotation(Some(Duration::from_secs(5)))
+        .token_rotation(Duration::from_secs(5))
         .rotation_grace(Duration::from_secs(30))
         .build()
         .unwrap_err();
@@ -213,7 +263,7 @@ fn rotation_shorter_than_its_grace_window_is_refused() {
     assert!(err.to_string().contains("rotation_grace"), "{err}");
     // Rotation off: any grace is fine.
     assert!(SessionLayer::builder(MemoryStore::new(), Key::generate())
-        .token_rotation(None)
+        .no_token_rotation()
         .rotation_grace(Duration::from_secs(30))
         .build()
         .is_ok());

@@ -45,7 +45,7 @@ async fn refresh_writes_at_most_once_per_quarter_idle<S: Store + Clone>(f: Fixtu
     let key = Key::generate();
     let app = common::app(common::layer(&f, &key, |b| {
         b.idle_timeout(Duration::from_secs(3600))
-            .token_rotation(None)
+            .no_token_rotation()
     }))
     .await;
     let mut client = Client::new();

@@ -14,7 +14,7 @@ const IDLE: Duration = Duration::from_secs(1200);
 async fn idle_timeout_slides_with_activity<S: Store + Clone>(f: Fixture<S>) {
     let key = Key::generate();
     let app = common::app(common::layer(&f, &key, |b| {
-        b.idle_timeout(IDLE).token_rotation(None)
+        b.idle_timeout(IDLE).no_token_rotation()
     }))
     .await;
     let mut client = Client::new();
@@ -35,8 +35,8 @@ async fn absolute_timeout_ends_even_an_active_session<S: Store + Clone>(f: Fixtu
     let key = Key::generate();
     let app = common::app(common::layer(&f, &key, |b| {
         b.idle_timeout(IDLE)
-            .absolute_timeout(Some(Duration::from_secs(3600)))
-            .token_rotation(None)
+            .absolute_timeout(Duration::from_secs(3600))
+            .no_token_rotation()
     }))
     .await;
     let mut client = Client::new();

@@ -46,7 +46,7 @@ async fn no_session_id_in_any_log_line() {
     let layer = SessionLayer::builder(store.clone(), key.clone())
         .clock(clock.clone())
         .check_ip(true)
-        .token_rotation(Some(Duration::from_secs(60)))
+        .token_rotation(Duration::from_secs(60))
         .build()
         .unwrap();
     let app = common::app(layer).await;

@@ -36,7 +36,7 @@ where
             let held = Held::new(store);
             let layer = SessionLayer::builder(held.clone(), key)
                 .cookie_secure(false)
-                .token_rotation(Some(ROTATION))
+                .token_rotation(ROTATION)
                 .rotation_grace(GRACE)
                 .build()
                 .unwrap();

@@ -18,7 +18,7 @@ const GRACE: Duration = Duration::from_secs(10);
 async fn rotates_with_grace_then_old_id_stops_working<S: Store + Clone>(f: Fixture<S>) {
     let key = Key::generate();
     let app = common::app(common::layer(&f, &key, |b| {
-        b.token_rotation(Some(EVERY)).rotation_grace(GRACE)
+        b.token_rotation(EVERY).rotation_grace(GRACE)
     }))
     .await;
     let mut client = Client::new();
@@ -58,7 +58,7 @@ async fn rotates_with_grace_then_old_id_stops_working<S: Store + Clone>(f: Fixtu
 
 async fn concurrent_rotations_converge_on_one_successor<S: Store + Clone>(f: Fixture<S>) {
     let key = Key::generate();
-    let app = common::app(common::layer(&f, &key, |b| b.token_rotation(Some(EVERY)))).await;
+    let app = common::app(common::layer(&f, &key, |b| b.token_rotation(EVERY))).await;
     let mut client = Client::new();
     client.post(&app, "/inc").await;
     f.clock.advance(EVERY + Duration::from_secs(1));
@@ -106,7 +106,7 @@ async fn renew_at_login_rotates_without_grace<S: Store + Clone>(f: Fixture<S>) {
 
 async fn logout_through_a_grace_forward_ends_the_session<S: Store + Clone>(f: Fixture<S>) {
     let key = Key::generate();
-    let app = common::app(common::layer(&f, &key, |b| b.token_rotation(Some(EVERY)))).await;
+    let app = common::app(common::layer(&f, &key, |b| b.token_rotation(EVERY))).await;
     let mut client = Client::new();
     client.post(&app, "/inc").await;
     let old = client.cookie.clone().unwrap();
@@ -146,7 +146,7 @@ async fn held_app<S: Store + Clone>(
     let held = Held::new(f.store.clone());
     let layer = session_actix::SessionLayer::builder(held.clone(), key.clone())
         .clock(f.clock.clone())
-        .token_rotation(Some(EVERY))
+        .token_rotation(EVERY)
         .rotation_grace(GRACE)
         .build()
         .unwrap();

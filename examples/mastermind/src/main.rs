@@ -20,7 +20,7 @@ async fn main() -> std::io::Result<()> {
         // id changes every 5 minutes (the old one keeps working for 30 seconds).
         .check_ip(true)
         .check_user_agent(true)
-        .token_rotation(Some(Duration::from_secs(5 * 60)))
+        .token_rotation(Duration::from_secs(5 * 60))
         .idle_timeout(Duration::from_secs(2 * 60 * 60))
         .build()
         .map_err(std::io::Error::other)?;
