@@ -38,21 +38,17 @@ pub async fn store_from_env(example: &str) -> Result<DynStore, String> {
                         .to_owned(),
                 );
             }
+            let postgres = |err: StoreError| format!("PostgreSQL (DATABASE_URL): {err}");
             let cache = RedisStore::builder(redis)
                 .key_prefix(format!("{example}:session:"))
                 .build()
                 .map_err(|err| format!("Redis (REDIS_URL): {err}"))?;
-            let pool = sqlx_pool(&database)
-                .await
-                .map_err(|err| format!("PostgreSQL (DATABASE_URL): {err}"))?;
+            let pool = sqlx_pool(&database).await.map_err(postgres)?;
             let durable = PostgresStore::builder(pool)
                 .table_name(format!("{}_sessions", example.replace('-', "_")))
                 .build()
-                .map_err(|err| format!("PostgreSQL (DATABASE_URL): {err}"))?;
-            durable
-                .migrate()
-                .await
-                .map_err(|err| format!("PostgreSQL (DATABASE_URL): {err}"))?;
+                .map_err(postgres)?;
+            durable.migrate().await.map_err(postgres)?;
             tracing::info!("sessions: Redis cache in front of PostgreSQL");
             Ok(DynStore::new(TieredStore::new(cache, durable)))
         }
