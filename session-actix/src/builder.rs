@@ -360,13 +360,13 @@ impl<S: Store> SessionLayerBuilder<S> {
             &self.cookie_name,
             if server_side { "id" } else { "data" },
             self.content_security,
-        )?
+        )
         .into_sealer();
         let storage = match self.backend {
             Backend::Server(store) => Storage::Server(Sessions::new(
                 store,
                 SessionsConfig {
-                    rotation: RotationKey::new(&derive_key(&self.key, b"rotation")?),
+                    rotation: RotationKey::new(&derive_key(&self.key, b"rotation")),
                     rotates: rotation.is_some(),
                     grace: self.rotation_grace,
                     idle_timeout: self.idle_timeout,
@@ -394,7 +394,7 @@ impl<S: Store> SessionLayerBuilder<S> {
             binding: self.binding,
             trusted_proxies: self.trusted_proxies,
             forwarded_header: self.forwarded_header,
-            binding_key: BindingKey::new(&derive_key(&self.key, b"binding")?),
+            binding_key: BindingKey::new(&derive_key(&self.key, b"binding")),
             sealer,
             clock: self.clock,
         };
@@ -415,13 +415,15 @@ impl<S: Store> SessionLayer<S> {
         SessionLayerBuilder::new(Backend::Server(Arc::new(store)), key)
     }
 
-    /// A layer over `store` with the default settings.
+    /// A layer over `store` with the default settings (see [`SessionLayerBuilder`]).
     ///
-    /// # Errors
-    ///
-    /// Never with the defaults; see [`SessionLayerBuilder::build`].
-    pub fn new(store: S, key: Key) -> Result<Self, crate::ConfigError> {
-        Self::builder(store, key).build()
+    /// Infallible: only settings a builder was given can be wrong.
+    #[must_use]
+    pub fn new(store: S, key: Key) -> Self {
+        match Self::builder(store, key).build() {
+            Ok(layer) => layer,
+            Err(err) => unreachable!("the default settings are valid: {err}"),
+        }
     }
 
     pub(crate) fn from_parts(storage: Storage<S>, settings: Settings) -> Self {

@@ -5,7 +5,6 @@ use actix_web::cookie::Key;
 use session_core::SessionToken;
 
 use crate::{
-    config_error::ConfigError,
     keys::derive_key,
     seal::{SealError, Sealer},
 };
@@ -22,7 +21,7 @@ use crate::{
 /// use session_actix::{CookieCodec, CookieContentSecurity};
 /// use session_core::SessionToken;
 ///
-/// let codec = CookieCodec::server_side(&Key::generate(), "session", CookieContentSecurity::Private)?;
+/// let codec = CookieCodec::server_side(&Key::generate(), "session", CookieContentSecurity::Private);
 /// let id = SessionToken::generate()?;
 /// let value = codec.seal_id(&id)?;
 /// assert_eq!(codec.open_id(&value), Some(id));
@@ -39,28 +38,14 @@ impl std::fmt::Debug for CookieCodec {
 
 impl CookieCodec {
     /// The codec of a server-side layer (the cookie holds an id).
-    ///
-    /// # Errors
-    ///
-    /// [`ConfigError::KeyDerivation`] if the keys cannot be derived.
-    pub fn server_side(
-        key: &Key,
-        cookie_name: &str,
-        security: CookieContentSecurity,
-    ) -> Result<Self, ConfigError> {
+    #[must_use]
+    pub fn server_side(key: &Key, cookie_name: &str, security: CookieContentSecurity) -> Self {
         Self::new(key, cookie_name, "id", security)
     }
 
     /// The codec of a cookie-only layer (the cookie holds the record).
-    ///
-    /// # Errors
-    ///
-    /// [`ConfigError::KeyDerivation`] if the keys cannot be derived.
-    pub fn cookie_only(
-        key: &Key,
-        cookie_name: &str,
-        security: CookieContentSecurity,
-    ) -> Result<Self, ConfigError> {
+    #[must_use]
+    pub fn cookie_only(key: &Key, cookie_name: &str, security: CookieContentSecurity) -> Self {
         Self::new(key, cookie_name, "data", security)
     }
 
@@ -69,16 +54,14 @@ impl CookieCodec {
         cookie_name: &str,
         kind: &str,
         security: CookieContentSecurity,
-    ) -> Result<Self, ConfigError> {
-        Sealer::new(
+    ) -> Self {
+        Self(Sealer::new(
             cookie_name,
             kind,
             matches!(security, CookieContentSecurity::Signed),
-            &derive_key(key, b"cookie-aead")?,
-            &derive_key(key, b"cookie-mac")?,
-        )
-        .map(Self)
-        .ok_or(ConfigError::KeyDerivation)
+            &derive_key(key, b"cookie-aead"),
+            &derive_key(key, b"cookie-mac"),
+        ))
     }
 
     pub(crate) fn into_sealer(self) -> Sealer {

@@ -55,9 +55,6 @@ pub enum ConfigError {
         /// The longest possible.
         max: u8,
     },
-    /// The sub-keys could not be derived from the cookie key.
-    #[error("could not derive the layer's keys from the cookie key")]
-    KeyDerivation,
     /// A cookie attribute (path or domain) holds a character a `Set-Cookie` header cannot
     /// carry (`;`, a control character, a non-ASCII one).
     #[error("invalid cookie {0}: {1:?} (no `;`, control or non-ASCII characters)")]

@@ -2,13 +2,15 @@
 
 use actix_web::cookie::Key;
 
-use crate::config_error::ConfigError;
-
 /// A 32-byte sub-key of the cookie key for one use, by HKDF-SHA256 (RFC 5869) with a label
 /// of its own. Never an HMAC of a label under the cookie's signing key: that is the MAC a
 /// signed cookie holding the label would carry, so anything that signs chosen values with
 /// the cookie key would hand out the sub-key.
-pub(crate) fn derive_key(key: &Key, label: &[u8]) -> Result<[u8; 32], ConfigError> {
+///
+/// Infallible: HKDF-SHA256 expands to any length up to 255 × 32 bytes (RFC 5869), and the
+/// output buffer is exactly the length asked for.
+#[allow(clippy::expect_used)] // fixed lengths, checked by the tests; no outside data
+pub(crate) fn derive_key(key: &Key, label: &[u8]) -> [u8; 32] {
     struct Len32;
     impl ring::hkdf::KeyType for Len32 {
         fn len(&self) -> usize {
@@ -20,8 +22,8 @@ pub(crate) fn derive_key(key: &Key, label: &[u8]) -> Result<[u8; 32], ConfigErro
     let mut out = [0u8; 32];
     prk.expand(&[label], Len32)
         .and_then(|okm| okm.fill(&mut out))
-        .map_err(|_| ConfigError::KeyDerivation)?;
-    Ok(out)
+        .expect("HKDF-SHA256 expands to 32 bytes");
+    out
 }
 
 #[cfg(test)]
@@ -35,10 +37,7 @@ mod tests {
     fn sub_keys_are_not_cookie_macs() {
         let key = Key::generate();
         let signing = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key.signing());
-        let derived = [
-            derive_key(&key, b"binding").unwrap(),
-            derive_key(&key, b"rotation").unwrap(),
-        ];
+        let derived = [derive_key(&key, b"binding"), derive_key(&key, b"rotation")];
         assert_ne!(derived[0], derived[1], "one key per use");
         for label in [
             &b"binding"[..],
@@ -51,10 +50,6 @@ mod tests {
                 assert_ne!(mac.as_ref(), &sub_key[..], "{label:?}");
             }
         }
-        assert_eq!(
-            derived[1],
-            derive_key(&key, b"rotation").unwrap(),
-            "deterministic"
-        );
+        assert_eq!(derived[1], derive_key(&key, b"rotation"), "deterministic");
     }
 }

@@ -33,6 +33,12 @@ impl<S> SessionLayer<S> {
     pub(crate) fn from_shared(inner: Arc<Shared<S>>) -> Self {
         Self { inner }
     }
+
+    /// What every request of the layer shares.
+    #[cfg_attr(not(feature = "testing"), allow(dead_code))]
+    pub(crate) fn shared(&self) -> &Shared<S> {
+        &self.inner
+    }
 }
 
 impl<S> Clone for SessionLayer<S> {

@@ -141,6 +141,8 @@ mod seal;
 mod settings;
 mod shared;
 mod storage;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod typed;
 
 pub use builder::{SessionLayerBuilder, DEFAULT_MAX_RECORD_BYTES};

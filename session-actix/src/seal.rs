@@ -61,18 +61,20 @@ impl Sealer {
         signed: bool,
         aead_key: &[u8; 32],
         mac_key: &[u8; 32],
-    ) -> Option<Self> {
+    ) -> Self {
         let protection = if signed {
             Protection::Signed(hmac::Key::new(hmac::HMAC_SHA256, mac_key))
         } else {
-            let key = UnboundKey::new(&aead::AES_256_GCM, aead_key).ok()?;
+            // AES-256 takes exactly a 32-byte key, which the type guarantees.
+            #[allow(clippy::expect_used)]
+            let key = UnboundKey::new(&aead::AES_256_GCM, aead_key).expect("a 32-byte key");
             Protection::Private(LessSafeKey::new(key))
         };
-        Some(Self {
+        Self {
             protection,
             context: format!("session-actix/1 {kind} {name}").into_bytes(),
             random: SystemRandom::new(),
-        })
+        }
     }
 
     /// The payload of a cookie value made by [`seal`](Self::seal), if it is one.
@@ -159,7 +161,7 @@ mod tests {
     use super::*;
 
     fn sealer(name: &str, kind: &str, signed: bool) -> Sealer {
-        Sealer::new(name, kind, signed, &[1; 32], &[2; 32]).unwrap()
+        Sealer::new(name, kind, signed, &[1; 32], &[2; 32])
     }
 
     /// Every value that differs from a sealed one by construction: each byte position
@@ -194,7 +196,7 @@ mod tests {
         let value = sealer("session", "id", false).seal(b"x").unwrap();
         assert_eq!(sealer("other", "id", false).open(&value), None);
         assert_eq!(sealer("session", "data", false).open(&value), None);
-        let other_keys = Sealer::new("session", "id", false, &[3; 32], &[2; 32]).unwrap();
+        let other_keys = Sealer::new("session", "id", false, &[3; 32], &[2; 32]);
         assert_eq!(other_keys.open(&value), None);
         assert_eq!(sealer("session", "id", true).open(&value), None);
     }

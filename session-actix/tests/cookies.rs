@@ -154,8 +154,7 @@ async fn signed_cookie_content_round_trips() {
         &key,
         "session",
         session_actix::CookieContentSecurity::Signed,
-    )
-    .unwrap();
+    );
     let token = codec.open_id(cookie.value()).expect("valid signature");
     let (payload, _mac) = cookie.value()[1..].split_once('.').unwrap();
     use base64::Engine as _;
@@ -197,6 +196,13 @@ async fn responses_that_depend_on_the_session_are_private<S: Store + Clone>(f: F
 mod private_responses {
     use super::*;
     both_stores!(responses_that_depend_on_the_session_are_private);
+}
+
+#[test]
+fn the_defaults_need_no_error_handling() {
+    // `new` cannot fail: only settings a builder was given can be wrong.
+    let layer: SessionLayer<MemoryStore> = SessionLayer::new(MemoryStore::new(), Key::generate());
+    assert!(layer.store().is_some());
 }
 
 #[test]

@@ -105,7 +105,7 @@ fn send(port: u16, method: &str, path: &str, cookie: &str) -> (String, Option<St
 }
 
 fn token(key: &Key, pair: &str) -> SessionToken {
-    let codec = CookieCodec::server_side(key, "session", CookieContentSecurity::Private).unwrap();
+    let codec = CookieCodec::server_side(key, "session", CookieContentSecurity::Private);
     codec
         .open_id(pair.trim_start_matches("session="))
         .expect("a session cookie of this key")

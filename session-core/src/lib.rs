@@ -68,7 +68,8 @@
 //!
 //! Implement [`Store`] (and [`Cache`] if it can be a cache tier), one backend command per
 //! method, honouring the contract on the trait's documentation; then run the conformance
-//! suite in `session-core/tests/common/conformance.rs` against it.
+//! suite against it: [`testing::conformance`] (feature `testing`, in your
+//! `[dev-dependencies]`) has a complete small store as its example.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 

@@ -6,10 +6,15 @@ mod common;
 
 use std::sync::Arc;
 
-use common::conformance::{cache_conformance, conformance, CacheFixture, Fixture, Plant};
 use session_core::{
+    cache_conformance,
     clock::Clock,
     store::{MemoryStore, PostgresStore, RedisStore, SqliteStore, TieredStore},
+    store_conformance as conformance,
+    testing::{
+        cache_conformance::CacheFixture,
+        conformance::{Fixture, Plant},
+    },
     ManualClock, TokenHash,
 };
 
@@ -92,79 +97,85 @@ fn plant_sqlite(store: &SqliteStore) -> Plant {
 async fn memory() -> Option<Fixture<MemoryStore>> {
     let clock = ManualClock::starting_now();
     let store = MemoryStore::builder().clock(clock.clone()).build();
-    Some(Fixture {
-        plant: plant_memory(&store, &clock),
-        store,
-        clock,
-        update_checks_clock: true,
-        cleanup_reclaims: false,
-    })
+    let plant = plant_memory(&store, &clock);
+    Some(
+        Fixture::new(store, clock)
+            .plant(move |key, bytes| plant(key, bytes))
+            .update_checks_clock(true)
+            .cleanup_reclaims(false),
+    )
 }
 
 async fn redis() -> Option<Fixture<RedisStore>> {
     let clock = ManualClock::starting_now();
     let store = common::redis_store(&clock).await?;
-    Some(Fixture {
-        plant: plant_redis(&store),
-        store,
-        clock,
-        update_checks_clock: false,
-        cleanup_reclaims: false,
-    })
+    let plant = plant_redis(&store);
+    Some(
+        Fixture::new(store, clock)
+            .plant(move |key, bytes| plant(key, bytes))
+            .update_checks_clock(false)
+            .cleanup_reclaims(false),
+    )
 }
 
 async fn postgres() -> Option<Fixture<PostgresStore>> {
     let clock = ManualClock::starting_now();
     let store = common::postgres_store(&clock).await?;
-    Some(Fixture {
-        plant: plant_postgres(&store),
-        store,
-        clock,
-        update_checks_clock: true,
-        cleanup_reclaims: true,
-    })
+    let plant = plant_postgres(&store);
+    Some(
+        Fixture::new(store, clock)
+            .plant(move |key, bytes| plant(key, bytes))
+            .update_checks_clock(true)
+            .cleanup_reclaims(true),
+    )
 }
 
 async fn sqlite() -> Option<Fixture<SqliteStore>> {
     let clock = ManualClock::starting_now();
     let store = common::sqlite_store(&clock).await;
-    Some(Fixture {
-        plant: plant_sqlite(&store),
-        store,
-        clock,
-        update_checks_clock: true,
-        cleanup_reclaims: true,
-    })
+    let plant = plant_sqlite(&store);
+    Some(
+        Fixture::new(store, clock)
+            .plant(move |key, bytes| plant(key, bytes))
+            .update_checks_clock(true)
+            .cleanup_reclaims(true),
+    )
 }
 
 async fn tiered_memory_sqlite() -> Option<Fixture<TieredStore<MemoryStore, SqliteStore>>> {
     let clock = ManualClock::starting_now();
     let durable = common::sqlite_store(&clock).await;
     let cache = MemoryStore::builder().clock(clock.clone()).build();
-    Some(Fixture {
-        plant: plant_sqlite(&durable),
-        store: TieredStore::builder(cache, durable)
-            .clock(clock.clone())
-            .build(),
-        clock,
-        update_checks_clock: true,
-        cleanup_reclaims: true,
-    })
+    let plant = plant_sqlite(&durable);
+    Some(
+        Fixture::new(
+            TieredStore::builder(cache, durable)
+                .clock(clock.clone())
+                .build(),
+            clock,
+        )
+        .plant(move |key, bytes| plant(key, bytes))
+        .update_checks_clock(true)
+        .cleanup_reclaims(true),
+    )
 }
 
 async fn tiered_redis_postgres() -> Option<Fixture<TieredStore<RedisStore, PostgresStore>>> {
     let clock = ManualClock::starting_now();
     let durable = common::postgres_store(&clock).await?;
     let cache = common::redis_store(&clock).await?;
-    Some(Fixture {
-        plant: plant_postgres(&durable),
-        store: TieredStore::builder(cache, durable)
-            .clock(clock.clone())
-            .build(),
-        clock,
-        update_checks_clock: true,
-        cleanup_reclaims: true,
-    })
+    let plant = plant_postgres(&durable);
+    Some(
+        Fixture::new(
+            TieredStore::builder(cache, durable)
+                .clock(clock.clone())
+                .build(),
+            clock,
+        )
+        .plant(move |key, bytes| plant(key, bytes))
+        .update_checks_clock(true)
+        .cleanup_reclaims(true),
+    )
 }
 
 conformance!(memory_store, memory());
@@ -177,13 +188,13 @@ conformance!(tiered_redis_postgres_store, tiered_redis_postgres());
 async fn memory_cache() -> Option<CacheFixture<MemoryStore>> {
     let clock = ManualClock::starting_now();
     let cache = MemoryStore::builder().clock(clock.clone()).build();
-    Some(CacheFixture { cache, clock })
+    Some(CacheFixture::new(cache, clock))
 }
 
 async fn redis_cache() -> Option<CacheFixture<RedisStore>> {
     let clock = ManualClock::starting_now();
     let cache = common::redis_store(&clock).await?;
-    Some(CacheFixture { cache, clock })
+    Some(CacheFixture::new(cache, clock))
 }
 
 cache_conformance!(memory_cache_tier, memory_cache());

@@ -283,7 +283,7 @@ impl Client {
 /// An encrypted session cookie holding `value`, as the server would make it with `key`: a
 /// client that knows the key (or a test) can put any id in it.
 pub fn forge_cookie(key: &Key, value: &str) -> Cookie<'static> {
-    let codec = CookieCodec::server_side(key, "session", CookieContentSecurity::Private).unwrap();
+    let codec = CookieCodec::server_side(key, "session", CookieContentSecurity::Private);
     let sealed = match session_core::SessionToken::try_from(value) {
         Ok(token) => codec.seal_id(&token),
         Err(_) => codec.seal(value.as_bytes()),
@@ -293,7 +293,7 @@ pub fn forge_cookie(key: &Key, value: &str) -> Cookie<'static> {
 
 /// The token inside an (encrypted) session cookie.
 pub fn token_of(key: &Key, cookie: &Cookie<'static>) -> session_core::SessionToken {
-    let codec = CookieCodec::server_side(key, "session", CookieContentSecurity::Private).unwrap();
+    let codec = CookieCodec::server_side(key, "session", CookieContentSecurity::Private);
     codec
         .open_id(cookie.value())
         .expect("a session cookie of this key")

@@ -28,8 +28,8 @@ use crate::{Record, StoreError, TokenHash};
 ///
 /// # Writing a store
 ///
-/// Implement the methods with the semantics above and run the conformance suite in this
-/// repository's `session-core/tests/` against it.
+/// Implement the methods with the semantics above and run the conformance suite against
+/// it: `session_core::testing::conformance` (feature `testing`) has a complete example.
 pub trait Store: Send + Sync + 'static {
     /// Loads the live record under `key`.
     ///

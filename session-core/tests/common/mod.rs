@@ -1,7 +1,6 @@
 //! Shared helpers for the store tests: service URLs, isolation, a private Redis server.
 #![allow(dead_code, unreachable_pub, unused_imports)]
 
-pub mod conformance;
 pub mod private_redis;
 pub mod proxy;
 

@@ -1,4 +1,4 @@
-//! Helpers for tests that talk to real services (feature `testing`): service URLs from the
+//! Helpers for tests that talk to real services: service URLs from the
 //! environment, skip-or-fail when a service is down, and stores isolated per test.
 //!
 //! A missing service fails the test when `CI` or `REQUIRE_SERVICES` is set, and prints a
