@@ -105,6 +105,13 @@ impl Server {
         self.child = Some(cmd.spawn().expect("start example"));
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
+                panic!(
+                    "{} exited with {status} before listening on port {}",
+                    self.binary.display(),
+                    self.port
+                );
+            }
             if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
                 return;
             }
