@@ -50,36 +50,67 @@ fn counts_clicks_per_visitor_and_survives_restart() {
 }
 
 /// Half of the Redis + PostgreSQL configuration is a start-up error that says what to set,
-/// not a silent fall-back to SQLite.
+/// not a silent fall-back to SQLite; so is a namespace that cannot name a table.
 #[test]
 fn half_a_server_configuration_is_a_clear_start_up_error() {
     let dir = scratch_dir("clicks-half-config");
-    for (var, value, expected) in [
+    for (vars, expected) in [
         (
-            "REDIS_URL",
-            "redis://127.0.0.1:1",
+            &[("REDIS_URL", "redis://127.0.0.1:1")][..],
             "REDIS_URL is set but DATABASE_URL is not",
         ),
         (
-            "DATABASE_URL",
-            "postgres://127.0.0.1:1/x",
+            &[("DATABASE_URL", "postgres://127.0.0.1:1/x")][..],
             "DATABASE_URL is set but REDIS_URL is not",
+        ),
+        (
+            &[
+                ("REDIS_URL", "redis://127.0.0.1:1"),
+                ("DATABASE_URL", "postgres://127.0.0.1:1/x"),
+                ("SESSION_NAMESPACE", "shop; drop table"),
+            ][..],
+            r#"SESSION_NAMESPACE is "shop; drop table""#,
         ),
     ] {
         let out = std::process::Command::new(e2e_tests::binary("click-counter"))
             .current_dir(&dir)
             .env_remove("REDIS_URL")
             .env_remove("DATABASE_URL")
+            .env_remove("SESSION_NAMESPACE")
             .env("SESSION_SECRET", "a".repeat(48))
             .env("CLICK_COUNTER_ADDR", "127.0.0.1:0")
-            .env(var, value)
+            .envs(vars.iter().copied())
             .output()
             .expect("run the example");
-        assert!(
-            !out.status.success(),
-            "{var} alone must not start the server"
-        );
+        assert!(!out.status.success(), "{vars:?} must not start the server");
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(stderr.contains(expected), "{var} alone: {stderr}");
+        assert!(stderr.contains(expected), "{vars:?}: {stderr}");
+        assert!(
+            !stderr.contains("Custom {"),
+            "one readable line, not a debug dump: {stderr}"
+        );
     }
+}
+
+/// A port in use is a start-up error naming the address and the variable that changes it.
+#[test]
+fn a_port_in_use_names_the_address_and_the_variable() {
+    let dir = scratch_dir("clicks-port-clash");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = std::process::Command::new(e2e_tests::binary("click-counter"))
+        .current_dir(&dir)
+        .env_remove("REDIS_URL")
+        .env_remove("DATABASE_URL")
+        .env("SESSION_SECRET", "a".repeat(48))
+        .env("CLICK_COUNTER_ADDR", &addr)
+        .output()
+        .expect("run the example");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("cannot listen on {addr}"))
+            && stderr.contains("CLICK_COUNTER_ADDR"),
+        "{stderr}"
+    );
 }

@@ -1,7 +1,7 @@
 //! The Mastermind example as a real process, driven over HTTP.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
-use e2e_tests::{client, scratch_dir, services, Server};
+use e2e_tests::{client, scratch_dir, services, unique_namespace, Server};
 use mastermind::game::{score, Code, Score};
 use serde_json::{json, Value};
 
@@ -221,8 +221,10 @@ fn runs_on_redis_and_postgres() {
         return;
     };
     let dir = scratch_dir("redis-pg");
-    // Redis database 1 first, then 2: after the restart the cache is empty, so the game can
-    // only come back from PostgreSQL.
+    // A namespace of this test's own (Redis prefix, PostgreSQL table). Redis database 1
+    // first, then 2: after the restart the cache is empty, so the game can only come back
+    // from PostgreSQL.
+    let namespace = unique_namespace("e2e_mastermind");
     let base = redis.trim_end_matches('/').to_owned();
     let first_cache = format!("{base}/1");
     let second_cache = format!("{base}/2");
@@ -232,6 +234,7 @@ fn runs_on_redis_and_postgres() {
         &[
             ("REDIS_URL", first_cache.as_str()),
             ("DATABASE_URL", database.as_str()),
+            ("SESSION_NAMESPACE", namespace.as_str()),
         ],
     );
     let agent = client();
@@ -240,6 +243,7 @@ fn runs_on_redis_and_postgres() {
     server.restart_with(&[
         ("REDIS_URL", second_cache.as_str()),
         ("DATABASE_URL", database.as_str()),
+        ("SESSION_NAMESPACE", namespace.as_str()),
     ]);
     let after = state(&agent, &server);
     assert_eq!(after["guesses"], before["guesses"]);

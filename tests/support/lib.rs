@@ -45,6 +45,16 @@ pub fn scratch_dir(label: &str) -> PathBuf {
     dir
 }
 
+/// `<prefix>_<pid>_<nanos>`: a `SESSION_NAMESPACE` (Redis prefix, PostgreSQL table) of one
+/// test's own.
+pub fn unique_namespace(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!("{prefix}_{}_{nanos}", std::process::id())
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -96,6 +106,7 @@ impl Server {
             .env_remove("REDIS_URL")
             .env_remove("DATABASE_URL")
             .env_remove("SESSION_SECRET")
+            .env_remove("SESSION_NAMESPACE")
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());

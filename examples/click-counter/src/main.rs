@@ -3,7 +3,9 @@
 #![forbid(unsafe_code)]
 
 use actix_web::{http::header, web, App, HttpResponse, HttpServer};
-use example_support::{cookie_key, cookie_secure, init_logging, listen_addr, store_from_env};
+use example_support::{
+    bind_error, cookie_key, cookie_secure, init_logging, listen_addr, store_from_env, Fatal,
+};
 use maud::{html, Markup, DOCTYPE};
 use session_actix::{SessionLayer, Typed};
 use session_core::session;
@@ -44,27 +46,25 @@ async fn click(mut counter: Typed<Counter>) -> HttpResponse {
 }
 
 #[actix_web::main]
-async fn main() -> std::io::Result<()> {
+async fn main() -> Result<(), Fatal> {
     init_logging();
     // The secret first: a bad one fails before any connection is tried.
-    let key = cookie_key().map_err(std::io::Error::other)?;
-    let store = store_from_env("click-counter")
-        .await
-        .map_err(std::io::Error::other)?;
+    let key = cookie_key()?;
+    let store = store_from_env("click-counter").await?;
     let layer = SessionLayer::builder(store, key)
         .cookie_secure(cookie_secure())
-        .build()
-        .map_err(std::io::Error::other)?;
-    let addr = listen_addr("CLICK_COUNTER_ADDR");
+        .build()?;
+    let addr = listen_addr("CLICK_COUNTER_ADDR", "127.0.0.1:8081");
     let server = HttpServer::new(move || {
         App::new()
             .wrap(layer.clone())
             .route("/", web::get().to(index))
             .route("/click", web::post().to(click))
     })
-    .bind(&addr)?;
+    .bind(&addr)
+    .map_err(|err| bind_error(&addr, "CLICK_COUNTER_ADDR", &err))?;
     for bound in server.addrs() {
         tracing::info!("Click counter is ready on http://{bound}");
     }
-    server.run().await
+    Ok(server.run().await?)
 }

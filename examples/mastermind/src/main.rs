@@ -3,17 +3,17 @@
 use std::time::Duration;
 
 use actix_web::{App, HttpServer};
-use example_support::{cookie_key, cookie_secure, init_logging, listen_addr, store_from_env};
+use example_support::{
+    bind_error, cookie_key, cookie_secure, init_logging, listen_addr, store_from_env, Fatal,
+};
 use session_actix::SessionLayer;
 
 #[actix_web::main]
-async fn main() -> std::io::Result<()> {
+async fn main() -> Result<(), Fatal> {
     init_logging();
     // The secret first: a bad one fails before any connection is tried.
-    let key = cookie_key().map_err(std::io::Error::other)?;
-    let store = store_from_env("mastermind")
-        .await
-        .map_err(std::io::Error::other)?;
+    let key = cookie_key()?;
+    let store = store_from_env("mastermind").await?;
     let layer = SessionLayer::builder(store, key)
         .cookie_secure(cookie_secure())
         // Shown on purpose: a session is bound to the client's address and browser, and its
@@ -22,17 +22,17 @@ async fn main() -> std::io::Result<()> {
         .check_user_agent(true)
         .token_rotation(Duration::from_secs(5 * 60))
         .idle_timeout(Duration::from_secs(2 * 60 * 60))
-        .build()
-        .map_err(std::io::Error::other)?;
-    let addr = listen_addr("MASTERMIND_ADDR");
+        .build()?;
+    let addr = listen_addr("MASTERMIND_ADDR", "127.0.0.1:8080");
     let server = HttpServer::new(move || {
         App::new()
             .wrap(layer.clone())
             .configure(mastermind::web::routes)
     })
-    .bind(&addr)?;
+    .bind(&addr)
+    .map_err(|err| bind_error(&addr, "MASTERMIND_ADDR", &err))?;
     for bound in server.addrs() {
         tracing::info!("Mastermind is ready on http://{bound}");
     }
-    server.run().await
+    Ok(server.run().await?)
 }

@@ -6,6 +6,9 @@
 //!   directory), so sessions survive a restart.
 //! - `REDIS_URL` and `DATABASE_URL` (`postgres://…`) both set: Redis in front of
 //!   PostgreSQL. Only one of them set is an error, not a silent fall-back.
+//! - `SESSION_NAMESPACE` (default: the example's name) names the Redis key prefix
+//!   (`<namespace>:session:`) and the PostgreSQL table (`<namespace>_sessions`), so several
+//!   deployments (or tests) share one Redis and one database without meeting.
 //! - Either way the store is a [`DynStore`]: one type, chosen at run time.
 //! - The cookie key comes from `SESSION_SECRET` (at least 32 bytes); without it a
 //!   development key is generated once, kept in `.session-secret`, and a warning says so.
@@ -39,13 +42,23 @@ pub async fn store_from_env(example: &str) -> Result<DynStore, String> {
                 );
             }
             let postgres = |err: StoreError| format!("PostgreSQL (DATABASE_URL): {err}");
+            let namespace = var("SESSION_NAMESPACE").unwrap_or_else(|| example.replace('-', "_"));
+            if !namespace
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+            {
+                return Err(format!(
+                    "SESSION_NAMESPACE is {namespace:?}: use lower-case letters, digits and `_` \
+                     (it names a PostgreSQL table)"
+                ));
+            }
             let cache = RedisStore::builder(redis)
-                .key_prefix(format!("{example}:session:"))
+                .key_prefix(format!("{namespace}:session:"))
                 .build()
                 .map_err(|err| format!("Redis (REDIS_URL): {err}"))?;
             let pool = sqlx_pool(&database).await.map_err(postgres)?;
             let durable = PostgresStore::builder(pool)
-                .table_name(format!("{}_sessions", example.replace('-', "_")))
+                .table_name(format!("{namespace}_sessions"))
                 .build()
                 .map_err(postgres)?;
             durable.migrate().await.map_err(postgres)?;
@@ -129,10 +142,45 @@ fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     options.open(path)?.write_all(contents)
 }
 
-/// The address to listen on: `var` (e.g. `MASTERMIND_ADDR`), default `127.0.0.1:8080`.
+/// The address to listen on: `var` (`MASTERMIND_ADDR`, `CLICK_COUNTER_ADDR`), else
+/// `default` (each example has its own port, so both run at once).
 #[must_use]
-pub fn listen_addr(var: &str) -> String {
-    std::env::var(var).unwrap_or_else(|_| "127.0.0.1:8080".to_owned())
+pub fn listen_addr(var: &str, default: &str) -> String {
+    std::env::var(var)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| default.to_owned())
+}
+
+/// The start-up error of a port that cannot be bound: which address, why, and which
+/// variable picks another.
+#[must_use]
+pub fn bind_error(addr: &str, var: &str, err: &std::io::Error) -> Fatal {
+    let hint = if err.kind() == std::io::ErrorKind::AddrInUse {
+        " (another program, or another copy of this example, is using it)"
+    } else {
+        ""
+    };
+    Fatal(format!(
+        "cannot listen on {addr}: {err}{hint}; set {var} to another address, \
+         e.g. {var}=127.0.0.1:0 for any free port"
+    ))
+}
+
+/// A start-up error, printed by `main` as one readable line (`Error: …`), not a debug
+/// dump. Anything that displays converts into it with `?`.
+pub struct Fatal(String);
+
+impl std::fmt::Debug for Fatal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<E: std::fmt::Display> From<E> for Fatal {
+    fn from(err: E) -> Self {
+        Self(err.to_string())
+    }
 }
 
 /// Whether to mark cookies `Secure`: `SESSION_COOKIE_SECURE=1`. The examples serve plain
