@@ -114,3 +114,40 @@ fn a_port_in_use_names_the_address_and_the_variable() {
         "{stderr}"
     );
 }
+
+/// A PostgreSQL that accepts connections but never answers: start-up logs where it
+/// connects, waits `SESSION_CONNECT_TIMEOUT`, and fails with one line naming the server.
+#[test]
+fn a_silent_database_is_a_bounded_wait_and_a_clear_error() {
+    let dir = scratch_dir("clicks-silent-db");
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let database = format!("postgres://postgres@127.0.0.1:{port}/shop");
+    let started = std::time::Instant::now();
+    let out = std::process::Command::new(e2e_tests::binary("click-counter"))
+        .current_dir(&dir)
+        .env("SESSION_SECRET", "a".repeat(48))
+        .env("CLICK_COUNTER_ADDR", "127.0.0.1:0")
+        .env("REDIS_URL", "redis://127.0.0.1:1")
+        .env("DATABASE_URL", &database)
+        .env("SESSION_CONNECT_TIMEOUT", "1")
+        .env("RUST_LOG", "info")
+        .output()
+        .expect("run the example");
+    drop(silent);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let at = format!("PostgreSQL at 127.0.0.1:{port}/shop");
+    assert!(
+        stderr.contains(&format!("connecting to {at}")),
+        "logged before the wait: {stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("Error: {at} (DATABASE_URL)")),
+        "{stderr}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "bounded by SESSION_CONNECT_TIMEOUT, not a 30 s default"
+    );
+}

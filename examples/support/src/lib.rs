@@ -6,6 +6,8 @@
 //!   directory), so sessions survive a restart.
 //! - `REDIS_URL` and `DATABASE_URL` (`postgres://…`) both set: Redis in front of
 //!   PostgreSQL. Only one of them set is an error, not a silent fall-back.
+//! - `SESSION_CONNECT_TIMEOUT` (seconds, default 5): how long start-up waits for
+//!   PostgreSQL; the address it connects to is logged before it waits.
 //! - `SESSION_NAMESPACE` (default: the example's name) names the Redis key prefix
 //!   (`<namespace>:session:`) and the PostgreSQL table (`<namespace>_sessions`), so several
 //!   deployments (or tests) share one Redis and one database without meeting.
@@ -41,7 +43,6 @@ pub async fn store_from_env(example: &str) -> Result<DynStore, String> {
                         .to_owned(),
                 );
             }
-            let postgres = |err: StoreError| format!("PostgreSQL (DATABASE_URL): {err}");
             let namespace = var("SESSION_NAMESPACE").unwrap_or_else(|| example.replace('-', "_"));
             if !namespace
                 .bytes()
@@ -52,17 +53,41 @@ pub async fn store_from_env(example: &str) -> Result<DynStore, String> {
                      (it names a PostgreSQL table)"
                 ));
             }
-            let cache = RedisStore::builder(redis)
+            let cache = RedisStore::builder(redis.as_str())
                 .key_prefix(format!("{namespace}:session:"))
                 .build()
                 .map_err(|err| format!("Redis (REDIS_URL): {err}"))?;
-            let pool = sqlx_pool(&database).await.map_err(postgres)?;
+            let timeout = connect_timeout()?;
+            let options: sqlx::postgres::PgConnectOptions = database
+                .parse()
+                .map_err(|err| format!("DATABASE_URL is not a PostgreSQL URL: {err}"))?;
+            let at = format!(
+                "{}:{}/{}",
+                options.get_host(),
+                options.get_port(),
+                options.get_database().unwrap_or_default()
+            );
+            let postgres = |err: StoreError| {
+                format!(
+                    "PostgreSQL at {at} (DATABASE_URL): {err} (waited up to {} s; \
+                     SESSION_CONNECT_TIMEOUT changes it)",
+                    timeout.as_secs()
+                )
+            };
+            tracing::info!(
+                "connecting to PostgreSQL at {at} (timeout {} s)…",
+                timeout.as_secs()
+            );
+            let pool = sqlx_pool(options, timeout).await.map_err(postgres)?;
             let durable = PostgresStore::builder(pool)
                 .table_name(format!("{namespace}_sessions"))
                 .build()
                 .map_err(postgres)?;
             durable.migrate().await.map_err(postgres)?;
-            tracing::info!("sessions: Redis cache in front of PostgreSQL");
+            tracing::info!(
+                "sessions: Redis cache at {} in front of PostgreSQL at {at}",
+                redis_host(&redis)
+            );
             Ok(DynStore::new(TieredStore::new(cache, durable)))
         }
         (Some(_), None) => Err("REDIS_URL is set but DATABASE_URL is not: the Redis cache \
@@ -85,13 +110,36 @@ pub async fn store_from_env(example: &str) -> Result<DynStore, String> {
     }
 }
 
-async fn sqlx_pool(url: &str) -> Result<sqlx::PgPool, StoreError> {
+async fn sqlx_pool(
+    options: sqlx::postgres::PgConnectOptions,
+    timeout: std::time::Duration,
+) -> Result<sqlx::PgPool, StoreError> {
     sqlx::postgres::PgPoolOptions::new()
         .test_before_acquire(false)
-        .acquire_timeout(std::time::Duration::from_secs(5))
-        .connect(url)
+        .acquire_timeout(timeout)
+        .connect_with(options)
         .await
         .map_err(StoreError::from)
+}
+
+/// `SESSION_CONNECT_TIMEOUT` in seconds (default 5): how long start-up waits for the
+/// database before it gives up with an error.
+fn connect_timeout() -> Result<std::time::Duration, String> {
+    match std::env::var("SESSION_CONNECT_TIMEOUT") {
+        Err(_) => Ok(std::time::Duration::from_secs(5)),
+        Ok(text) => match text.trim().parse::<u64>() {
+            Ok(secs) if secs > 0 => Ok(std::time::Duration::from_secs(secs)),
+            _ => Err(format!(
+                "SESSION_CONNECT_TIMEOUT is {text:?}: a whole number of seconds, at least 1"
+            )),
+        },
+    }
+}
+
+/// `host:port/db` of a Redis URL, without credentials: for log lines.
+fn redis_host(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    rest.rsplit_once('@').map_or(rest, |(_, host)| host)
 }
 
 /// The file that keeps the development key.

@@ -11,15 +11,20 @@ pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 /// a retry or a fallback (the tiered store serves from the durable store when its cache is
 /// unavailable); [`Corrupt`](Self::Corrupt) will not get better by retrying, and the session
 /// layer answers it with a fresh session under a new id.
+///
+/// `Display` is one line that names the cause (`session store unavailable: Connection
+/// refused (os error 111)`), so a log line or a start-up error says what failed; the
+/// backend's error stays available as [`source`](std::error::Error::source) for code that
+/// inspects it.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
     /// The backend could not be reached or failed to answer (connection refused, timeout,
     /// I/O error, pool exhausted).
-    #[error("session store unavailable")]
+    #[error("session store unavailable: {0}")]
     Unavailable(#[source] BoxError),
     /// The stored bytes are not a record this release can read.
-    #[error("stored session data is corrupt")]
+    #[error("stored session data is corrupt: {0}")]
     Corrupt(#[source] BoxError),
     /// A conditional update lost to other writes of the same session more times in a row
     /// than [`apply_changes`](crate::store::apply_changes) retries; nothing was written.
@@ -79,5 +84,28 @@ impl From<sqlx::Error> for StoreError {
             sqlx::Error::Configuration(_) => Self::Config(err.to_string()),
             other => Self::Unavailable(other.into()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_message_names_the_cause_and_keeps_the_source() {
+        let err = StoreError::unavailable(std::io::Error::new(
+            std::io::ErrorKind::ConnectionRefused,
+            "connection refused by 127.0.0.1:6379",
+        ));
+        assert_eq!(
+            err.to_string(),
+            "session store unavailable: connection refused by 127.0.0.1:6379"
+        );
+        assert!(err.source().is_some());
+        let err = StoreError::corrupt("expected value at line 1 column 1");
+        assert_eq!(
+            err.to_string(),
+            "stored session data is corrupt: expected value at line 1 column 1"
+        );
     }
 }
