@@ -60,3 +60,10 @@ pub enum ConfigError {
     #[error("invalid cookie {0}: {1:?} (no `;`, control or non-ASCII characters)")]
     CookieAttribute(&'static str, String),
 }
+
+/// So that `?` works in a `main` that returns `std::io::Result` (as actix-web's do).
+impl From<ConfigError> for std::io::Error {
+    fn from(err: ConfigError) -> Self {
+        Self::other(err)
+    }
+}

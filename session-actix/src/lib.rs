@@ -119,6 +119,8 @@
 //! task instead (or as well), call [`session_core::store::spawn_cleanup`] on the store at
 //! start-up.
 #![forbid(unsafe_code)]
+// Feature badges on docs.rs ("Available on crate feature redis only").
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
 
 mod builder;
@@ -167,6 +169,7 @@ pub use session_core;
 pub use session_core::session;
 /// The stores (`MemoryStore`, `TieredStore`, and with their features `RedisStore`,
 /// `PostgresStore`, `SqliteStore`), re-exported from session-core.
+#[doc(inline)]
 pub use session_core::store;
 pub use session_core::{
     Record, SchemaError, SessionAccess, SessionSchema, SessionToken, Store, StoreError,

@@ -68,9 +68,11 @@
 //!
 //! Implement [`Store`] (and [`Cache`] if it can be a cache tier), one backend command per
 //! method, honouring the contract on the trait's documentation; then run the conformance
-//! suite against it: [`testing::conformance`] (feature `testing`, in your
+//! suite against it: `session_core::testing::conformance` (feature `testing`, in your
 //! `[dev-dependencies]`) has a complete small store as its example.
 #![forbid(unsafe_code)]
+// Feature badges on docs.rs ("Available on crate feature redis only").
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
 
 // Lets `#[session]` name this crate `::session_core` in its own tests and doctests too.

@@ -69,6 +69,13 @@ impl StoreError {
     }
 }
 
+/// So that `?` works in a `main` that returns `std::io::Result` (as actix-web's do).
+impl From<StoreError> for std::io::Error {
+    fn from(err: StoreError) -> Self {
+        Self::other(err)
+    }
+}
+
 #[cfg(feature = "redis")]
 impl From<redis::RedisError> for StoreError {
     fn from(err: redis::RedisError) -> Self {

@@ -5,9 +5,12 @@
 //! clear `SKIPPED` line (the helper returns `None`) elsewhere.
 #![allow(clippy::expect_used)] // test helpers fail loudly by design
 
+#[cfg(feature = "postgres")]
 use std::time::Duration;
 
-use crate::{ManualClock, SessionToken};
+#[cfg(any(feature = "redis", feature = "postgres"))]
+use crate::ManualClock;
+use crate::SessionToken;
 
 /// `REDIS_URL`, default the local server.
 #[must_use]
