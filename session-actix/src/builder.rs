@@ -49,6 +49,32 @@ pub const DEFAULT_MAX_RECORD_BYTES: usize = 64 * 1024;
 /// idle and 24 hours in all; ids rotate every 15 minutes. IP binding is off because
 /// legitimate clients change addresses (mobile networks, dual-stack); User-Agent binding is
 /// on because a legitimate browser does not change it mid-session.
+///
+/// # Example
+///
+/// ```
+/// use std::time::Duration;
+///
+/// use actix_web::cookie::Key;
+/// use session_actix::{store::MemoryStore, ConfigError, SessionLayer};
+///
+/// let layer = SessionLayer::builder(MemoryStore::new(), Key::generate())
+///     .cookie_name("sid")
+///     .idle_timeout(Duration::from_secs(30 * 60)) // session_expire_time
+///     .check_ip(true)
+///     .token_rotation(Duration::from_secs(5 * 60)) // session_token_ttl
+///     .build()?;
+///
+/// // Contradictions are refused with what to change, not clamped.
+/// let err = SessionLayer::builder(MemoryStore::new(), Key::generate())
+///     .idle_timeout(Duration::from_secs(3600))
+///     .absolute_timeout(Duration::from_secs(600))
+///     .build()
+///     .unwrap_err();
+/// assert!(matches!(err, ConfigError::AbsoluteShorterThanIdle { .. }));
+/// # drop(layer);
+/// # Ok::<(), ConfigError>(())
+/// ```
 #[must_use]
 pub struct SessionLayerBuilder<S> {
     backend: Backend<S>,

@@ -22,6 +22,40 @@ pub const FLASH_KEY: &str = "__flash";
 ///
 /// Extraction fails with 500 if the layer was built with `integrate_flash(false)`, or if
 /// the session middleware is not installed.
+///
+/// # Example
+///
+/// ```
+/// use actix_web::{http::header, test, web, App, HttpResponse};
+/// use session_actix::{testing::TestSessions, Flash, Level};
+///
+/// async fn save(flash: Flash) -> actix_web::Result<HttpResponse> {
+///     flash.push(Level::Success, "Saved.")?;
+///     Ok(HttpResponse::SeeOther().insert_header((header::LOCATION, "/")).finish())
+/// }
+///
+/// async fn page(flash: Flash) -> String {
+///     flash.messages().iter().map(|m| m.text.as_str()).collect::<Vec<_>>().join(" ")
+/// }
+///
+/// # #[actix_web::main]
+/// # async fn main() {
+/// let sessions = TestSessions::new();
+/// let app = test::init_service(
+///     App::new()
+///         .wrap(sessions.layer())
+///         .route("/save", web::post().to(save))
+///         .route("/", web::get().to(page)),
+/// )
+/// .await;
+/// let res = test::call_service(&app, test::TestRequest::post().uri("/save").to_request()).await;
+/// let cookie = sessions.cookie(&res).expect("the flash started a session");
+/// let page_once = test::TestRequest::get().uri("/").cookie(cookie.clone()).to_request();
+/// assert_eq!(test::call_and_read_body(&app, page_once).await, "Saved.");
+/// let page_again = test::TestRequest::get().uri("/").cookie(cookie).to_request();
+/// assert_eq!(test::call_and_read_body(&app, page_again).await, "", "read exactly once");
+/// # }
+/// ```
 pub struct Flash {
     incoming: Vec<FlashMessage>,
     session: Session,
