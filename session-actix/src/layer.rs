@@ -25,6 +25,32 @@ use crate::{
 /// settings.
 ///
 /// The layer is `Send + Clone`: build it once and clone it into `HttpServer::new`.
+///
+/// # Example
+///
+/// ```no_run
+/// use actix_session::Session;
+/// use actix_web::{cookie::Key, web, App, HttpServer};
+/// use session_actix::{store::SqliteStore, SessionLayer};
+///
+/// async fn visits(session: Session) -> actix_web::Result<String> {
+///     let n = session.get::<u32>("visits")?.unwrap_or(0) + 1;
+///     session.insert("visits", n)?;
+///     Ok(format!("{n}"))
+/// }
+///
+/// #[actix_web::main]
+/// async fn main() -> std::io::Result<()> {
+///     // Load the key from your secrets; a generated key ends every session at restart.
+///     let key = Key::generate();
+///     let store = SqliteStore::connect("sqlite://sessions.db").await?;
+///     let layer = SessionLayer::new(store, key);
+///     HttpServer::new(move || App::new().wrap(layer.clone()).route("/", web::get().to(visits)))
+///         .bind(("127.0.0.1", 8080))?
+///         .run()
+///         .await
+/// }
+/// ```
 pub struct SessionLayer<S> {
     inner: Arc<Shared<S>>,
 }

@@ -64,7 +64,8 @@ pub const TEST_KEY: [u8; 64] = *b"session-actix test key: never use this outside
 /// Defaults: a [`MemoryStore`], the key [`TEST_KEY`], `Secure` off (test requests are
 /// plain HTTP), everything else as in production (binding, timeouts, rotation), all on a
 /// [`ManualClock`] ([`clock`](Self::clock)) so that time passes only when the test says so.
-/// Clone it freely: clones share the store and the clock.
+/// Clone it freely: clones share the store and the clock. The [module documentation](self)
+/// has a complete handler test.
 #[derive(Debug, Clone)]
 pub struct TestSessions {
     layer: SessionLayer<MemoryStore>,

@@ -74,6 +74,38 @@ use crate::{Cache, Clock, Record, Store, StoreError, SystemClock, TokenHash};
 /// - A cache entry that does not decode is treated as a miss.
 /// - `cleanup` cleans the durable store; the cache expires entries by itself.
 ///
+/// # Example
+///
+/// The embedded default: an in-process cache in front of SQLite (here in memory). The
+/// first load misses the cache, reads the durable copy and refills the cache; the second
+/// is a hit.
+///
+/// ```
+/// # #[cfg(feature = "sqlite")]
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// use std::time::{Duration, SystemTime};
+/// use session_core::{
+///     store::{MemoryStore, SqliteStore, TieredStore},
+///     Record, SessionToken, Store,
+/// };
+///
+/// let durable = SqliteStore::connect("sqlite::memory:").await?;
+/// let store = TieredStore::new(MemoryStore::new(), durable.clone());
+///
+/// let key = SessionToken::generate()?.hash();
+/// let now = SystemTime::now();
+/// let mut record = Record::new(now, now + Duration::from_secs(60));
+/// record.insert("visits", &1)?;
+/// durable.create(&key, &record).await?; // written around the cache
+///
+/// assert!(store.load(&key).await?.is_some()); // miss: read from SQLite, cache refilled
+/// assert!(store.load(&key).await?.is_some()); // hit
+/// let stats = store.stats();
+/// assert_eq!((stats.cache_misses, stats.cache_hits), (1, 1));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// ```
+///
 /// [`apply_changes`]: crate::store::apply_changes
 #[derive(Debug)]
 pub struct TieredStore<C, D> {

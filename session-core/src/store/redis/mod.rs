@@ -55,6 +55,29 @@ use crate::{clock::to_millis, Cache, Clock, Record, Store, StoreError, SystemClo
 ///
 /// When Redis is unreachable every method fails fast with [`StoreError::Unavailable`]
 /// (response and connection timeouts: 1 s by default); the next call connects again.
+///
+/// # Example
+///
+/// ```no_run
+/// # async fn run() -> Result<(), session_core::StoreError> {
+/// use std::time::Duration;
+/// use session_core::store::{RedisStore, SqliteStore, TieredStore};
+///
+/// // On its own:
+/// let sessions = RedisStore::builder("redis://127.0.0.1:6379")
+///     .key_prefix("myapp:session:")
+///     .response_timeout(Duration::from_millis(500))
+///     .build()?;
+///
+/// // Or as the cache in front of a durable store:
+/// let tiered = TieredStore::new(
+///     RedisStore::new("redis://127.0.0.1:6379")?,
+///     SqliteStore::connect("sqlite://sessions.db").await?,
+/// );
+/// # drop((sessions, tiered));
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct RedisStore {
     link: Arc<Link>,

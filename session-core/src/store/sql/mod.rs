@@ -57,6 +57,26 @@ pub const DEFAULT_TABLE: &str = "sessions";
 /// "now" is the store's [`Clock`]. Cleanup deletes at most `n` rows per call, through the
 /// hour index, so cleaning a million stale rows is many short statements that never hold
 /// locks for long; on PostgreSQL concurrent cleaners skip each other's rows.
+///
+/// # Example
+///
+/// `connect` opens a pool and runs [`migrate`](Self::migrate); with a pool of your own, use
+/// the builder (and call `migrate` once at start-up):
+///
+/// ```
+/// # #[cfg(feature = "sqlite")]
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// use session_core::store::SqliteStore;
+///
+/// let pool = sqlx::SqlitePool::connect("sqlite::memory:").await?;
+/// let store = SqliteStore::builder(pool).table_name("app_sessions").build()?;
+/// store.migrate().await?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// ```
+///
+/// PostgreSQL is the same with [`PostgresStore::connect`]`("postgres://…")` or a
+/// `sqlx::PgPool`.
 pub struct SqlStore<DB: sqlx::Database> {
     pool: sqlx::Pool<DB>,
     sql: Arc<Statements>,
