@@ -17,6 +17,7 @@ use session_core::{
 use crate::{
     codec::CookieCodec,
     config_error::ConfigError,
+    info::CookieInfo,
     keys::derive_key,
     settings::{cookie_attributes, Settings},
     storage::{Backend, CookieOnly, Storage},
@@ -405,14 +406,22 @@ impl<S: Store> SessionLayerBuilder<S> {
             )),
             Backend::Cookie => Storage::Cookie,
         };
+        let attributes = cookie_attributes(
+            &self.cookie_path,
+            self.cookie_domain.as_deref(),
+            self.cookie_secure,
+            self.cookie_http_only,
+            self.cookie_same_site,
+        );
+        let cookie_info = Arc::new(CookieInfo {
+            name: self.cookie_name.clone(),
+            attributes: attributes.trim_start_matches("; ").to_owned(),
+            max_age: self.persistent_cookie.then_some(self.idle_timeout),
+            carries_id_only: server_side,
+        });
         let settings = Settings {
-            cookie_attributes: cookie_attributes(
-                &self.cookie_path,
-                self.cookie_domain.as_deref(),
-                self.cookie_secure,
-                self.cookie_http_only,
-                self.cookie_same_site,
-            ),
+            cookie_attributes: attributes,
+            cookie_info,
             cookie_name: self.cookie_name,
             persistent_cookie: self.persistent_cookie,
             policy,

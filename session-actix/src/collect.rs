@@ -1,9 +1,13 @@
 //! Stage 6: what the handler did to its `Session`, against what it was given.
 
+use std::collections::HashMap;
+
 use actix_session::{SessionExt as _, SessionStatus};
-use actix_web::HttpRequest;
+use actix_web::{HttpMessage as _, HttpRequest};
 use serde_json::value::RawValue;
 use session_core::{lifecycle::Handled, Changes, State, StoreError};
+
+use crate::{flash::FLASH_KEY, frame::Frame};
 
 /// How the handler left the session (`purge`, `renew`, changed, empty) and the keys it
 /// set or removed against `given` (the state it was handed, as stored).
@@ -13,7 +17,17 @@ pub(crate) fn collect(
 ) -> Result<(Handled, Changes), StoreError> {
     let session = req.get_session();
     let status = session.status();
-    let entries = session.entries();
+    let purged = status == SessionStatus::Purged;
+    let in_session = session.entries();
+    let after_purge;
+    let (entries, given) = if purged {
+        // Nothing of the ended session carries over; flash messages pushed after the
+        // purge start a fresh one, so they are all of its state.
+        after_purge = flash_after_purge(req)?;
+        (&after_purge, None)
+    } else {
+        (&*in_session, given)
+    };
     let mut changes = Changes::new();
     if let Some(given) = given {
         for key in given.keys() {
@@ -30,10 +44,24 @@ pub(crate) fn collect(
         }
     }
     let handled = Handled {
-        purged: status == SessionStatus::Purged,
+        purged,
         renewed: status == SessionStatus::Renewed,
         changed: !changes.is_empty(),
         empty: entries.is_empty(),
     };
     Ok((handled, changes))
+}
+
+/// The state a purged session leaves for its successor: the flash messages pushed after
+/// the purge, if any.
+fn flash_after_purge(req: &HttpRequest) -> Result<HashMap<String, String>, StoreError> {
+    let mut state = HashMap::new();
+    if let Some(frame) = req.extensions().get::<Frame>() {
+        if !frame.flash_after_purge.is_empty() {
+            let json =
+                serde_json::to_string(&frame.flash_after_purge).map_err(StoreError::corrupt)?;
+            state.insert(FLASH_KEY.to_owned(), json);
+        }
+    }
+    Ok(state)
 }

@@ -2,8 +2,8 @@
 
 use std::{future::Future, pin::Pin};
 
-use actix_session::{Session, SessionExt};
-use actix_web::{dev::Payload, error, FromRequest, HttpRequest};
+use actix_session::{Session, SessionExt, SessionStatus};
+use actix_web::{dev::Payload, error, FromRequest, HttpMessage as _, HttpRequest};
 
 use crate::{
     flash_message::{FlashMessage, Level},
@@ -18,7 +18,8 @@ pub const FLASH_KEY: &str = "__flash";
 /// [`messages`](Self::messages) are those set by earlier requests; they were removed from
 /// the session when this request started, so each is read exactly once.
 /// [`push`](Self::push) queues a message for a later request (typically the page a
-/// redirect leads to).
+/// redirect leads to). A message pushed after `session.purge()` (a logout's "you are signed
+/// out") is kept too: it starts a fresh session of its own, under a new id.
 ///
 /// Extraction fails with 500 if the layer was built with `integrate_flash(false)`, or if
 /// the session middleware is not installed.
@@ -59,6 +60,7 @@ pub const FLASH_KEY: &str = "__flash";
 pub struct Flash {
     incoming: Vec<FlashMessage>,
     session: Session,
+    req: HttpRequest,
 }
 
 impl std::fmt::Debug for Flash {
@@ -83,14 +85,22 @@ impl Flash {
     /// If the session cannot store it (pending messages that no longer decode are
     /// replaced, not an error).
     pub fn push(&self, level: Level, text: impl Into<String>) -> Result<(), error::Error> {
+        let message = FlashMessage {
+            level,
+            text: text.into(),
+        };
+        if self.session.status() == SessionStatus::Purged {
+            // After a logout: the message starts a fresh session of its own.
+            if let Some(frame) = self.req.extensions_mut().get_mut::<Frame>() {
+                frame.flash_after_purge.push(message);
+            }
+            return Ok(());
+        }
         let mut pending = match self.session.get::<Vec<FlashMessage>>(FLASH_KEY) {
             Ok(pending) => pending.unwrap_or_default(),
             Err(_) => Vec::new(),
         };
-        pending.push(FlashMessage {
-            level,
-            text: text.into(),
-        });
+        pending.push(message);
         self.session.insert(FLASH_KEY, pending)?;
         Ok(())
     }
@@ -113,6 +123,7 @@ impl FromRequest for Flash {
         let result = incoming.map(|incoming| Self {
             incoming,
             session: req.get_session(),
+            req: req.clone(),
         });
         Box::pin(async move { result })
     }

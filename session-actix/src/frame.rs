@@ -2,7 +2,7 @@
 
 use actix_web::{HttpMessage as _, HttpRequest};
 
-use crate::flash_message::FlashMessage;
+use crate::{flash_message::FlashMessage, info::SessionInfo};
 
 /// What the layer leaves in the request's extensions for the extractors.
 pub(crate) struct Frame {
@@ -10,6 +10,11 @@ pub(crate) struct Frame {
     pub(crate) flash_enabled: bool,
     /// The flash messages set by earlier requests, taken out of the session.
     pub(crate) incoming_flash: Vec<FlashMessage>,
+    /// Messages pushed after the handler purged the session (actix-session's `Session`
+    /// takes nothing after a purge): they start a fresh session.
+    pub(crate) flash_after_purge: Vec<FlashMessage>,
+    /// What [`SessionInfo`] extracts.
+    pub(crate) info: SessionInfo,
 }
 
 impl Frame {

@@ -5,12 +5,17 @@ use actix_session::SessionExt as _;
 use actix_web::{dev::ServiceRequest, HttpMessage as _};
 use session_core::Record;
 
-use crate::{flash::FLASH_KEY, frame::Frame};
+use crate::{flash::FLASH_KEY, frame::Frame, info::SessionInfo};
 
 /// Puts `given` (the continued session's record, if any) into the request's `Session`,
 /// all but pending flash messages, which go to the [`Frame`] (so each is read once: not
 /// handing them on is their removal from the session).
-pub(crate) fn hand_over(req: &ServiceRequest, given: Option<&Record>, flash_enabled: bool) {
+pub(crate) fn hand_over(
+    req: &ServiceRequest,
+    given: Option<&Record>,
+    flash_enabled: bool,
+    info: SessionInfo,
+) {
     let mut incoming_flash = Vec::new();
     if let Some(record) = given {
         let session = req.get_session();
@@ -31,5 +36,7 @@ pub(crate) fn hand_over(req: &ServiceRequest, given: Option<&Record>, flash_enab
     req.extensions_mut().insert(Frame {
         flash_enabled,
         incoming_flash,
+        flash_after_purge: Vec::new(),
+        info,
     });
 }

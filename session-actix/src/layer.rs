@@ -165,7 +165,8 @@ where
 
             // 4. Hand the state to actix-session's `Session` (and flash messages to `Flash`).
             let given = found.given(start);
-            handoff::hand_over(&req, given, settings.integrate_flash);
+            let info = found.info(start, settings);
+            handoff::hand_over(&req, given, settings.integrate_flash, info);
 
             // 5. Run the handler.
             let mut res = service.call(req).await?;

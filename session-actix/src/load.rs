@@ -1,15 +1,25 @@
 //! Stage 2 and 3: load the session an opened cookie names, and state what the lifecycle
 //! needs to know about it.
 
-use std::time::{Duration, SystemTime};
+use std::{
+    sync::Arc,
+    time::{Duration, SystemTime},
+};
 
 use actix_web::HttpRequest;
 use session_core::{
     lifecycle::{Facts, Loaded, Presented, Start},
+    store::LoadedFrom,
     Record, SessionToken, Store, StoreError,
 };
 
-use crate::{client, settings::Settings, shared::Shared, storage::Storage};
+use crate::{
+    client,
+    info::{SessionInfo, SessionStart},
+    settings::Settings,
+    shared::Shared,
+    storage::Storage,
+};
 
 /// The session a request presented.
 pub(crate) enum Found {
@@ -28,6 +38,39 @@ impl Found {
             Self::Nothing => None,
             Self::Server(loaded) => Some(&loaded.record),
             Self::Cookie(record) => Some(record),
+        }
+    }
+
+    /// What [`SessionInfo`] says about this request's session, once `start` is decided.
+    pub(crate) fn info(&self, start: Start, settings: &Settings) -> SessionInfo {
+        let cookie = Arc::clone(&settings.cookie_info);
+        match (start, self) {
+            (Start::New, _) | (Start::Continue { .. }, Self::Nothing) => {
+                SessionInfo::new(SessionStart::New, None, cookie)
+            }
+            (Start::Replace { reason, .. }, _) => SessionInfo::new(
+                SessionStart::Refused {
+                    reason: reason.as_str(),
+                },
+                None,
+                cookie,
+            ),
+            (Start::Continue { forwarded, .. }, Self::Server(loaded)) => SessionInfo::new(
+                SessionStart::Continued {
+                    from: loaded.from,
+                    forwarded,
+                },
+                Some((&loaded.key, loaded.record.version)),
+                cookie,
+            ),
+            (Start::Continue { forwarded, .. }, Self::Cookie(_)) => SessionInfo::new(
+                SessionStart::Continued {
+                    from: LoadedFrom::Cookie,
+                    forwarded,
+                },
+                None,
+                cookie,
+            ),
         }
     }
 

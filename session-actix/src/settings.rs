@@ -10,7 +10,7 @@ use session_core::{
     Clock,
 };
 
-use crate::seal::Sealer;
+use crate::{info::CookieInfo, seal::Sealer};
 
 /// The settings of a [`SessionLayer`](crate::SessionLayer), fixed when it is built.
 pub(crate) struct Settings {
@@ -18,6 +18,8 @@ pub(crate) struct Settings {
     /// `; Path=..; Domain=..; Secure; HttpOnly; SameSite=..`, formatted once.
     pub(crate) cookie_attributes: String,
     pub(crate) persistent_cookie: bool,
+    /// What [`SessionInfo`](crate::SessionInfo) says about the cookie.
+    pub(crate) cookie_info: Arc<CookieInfo>,
     pub(crate) policy: Policy,
     pub(crate) integrate_flash: bool,
     pub(crate) binding: BindingPolicy,

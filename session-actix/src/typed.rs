@@ -103,6 +103,28 @@ pub struct Typed<T: SessionSchema> {
 }
 
 impl<T: SessionSchema> Typed<T> {
+    /// The keys whose values changed since they were loaded (or last committed): what
+    /// dropping the value (or [`commit`](Self::commit)) will write.
+    ///
+    /// # Errors
+    ///
+    /// [`SchemaError::Encode`] naming the field that could not be encoded.
+    pub fn changed_keys(&self) -> Result<Vec<&'static str>, SchemaError> {
+        Ok(self
+            .value
+            .entries()?
+            .into_iter()
+            .filter(|(key, json)| !self.is_unchanged(key, json.get()))
+            .map(|(key, _)| key)
+            .collect())
+    }
+
+    fn is_unchanged(&self, key: &str, json: &str) -> bool {
+        self.loaded
+            .iter()
+            .any(|(k, loaded)| *k == key && loaded == json)
+    }
+
     /// Writes changed fields back now.
     ///
     /// # Errors
@@ -110,11 +132,7 @@ impl<T: SessionSchema> Typed<T> {
     /// [`SchemaError::Encode`] naming the field that could not be encoded.
     pub fn commit(&mut self) -> Result<(), SchemaError> {
         for (key, json) in self.value.entries()? {
-            let unchanged = self
-                .loaded
-                .iter()
-                .any(|(k, loaded)| *k == key && loaded == json.get());
-            if !unchanged {
+            if !self.is_unchanged(key, json.get()) {
                 self.session.set_value(key, &json)?;
                 match self.loaded.iter_mut().find(|(k, _)| *k == key) {
                     Some(entry) => entry.1 = json.get().to_owned(),

@@ -32,4 +32,54 @@ async fn disabled_flash_is_an_error<S: Store + Clone>(f: Fixture<S>) {
     );
 }
 
-both_stores!(read_exactly_once_with_levels, disabled_flash_is_an_error);
+/// A logout's "signed out" message: the session ends (its id is dead, its data gone) and
+/// the message reaches the next page, once, from a fresh session under a new id.
+async fn a_flash_pushed_after_a_purge_reaches_the_next_page<S: Store + Clone>(f: Fixture<S>) {
+    let key = Key::generate();
+    let app = common::app(common::layer(&f, &key, |b| b)).await;
+    let mut client = Client::new();
+    client.post(&app, "/login").await;
+    assert_eq!(client.post(&app, "/inc").await.body, "1");
+    let signed_in = client.clone();
+    let old = common::token_of(&key, signed_in.cookie.as_ref().unwrap());
+
+    let reply = client.post(&app, "/signout").await;
+    let new_cookie = reply.set_cookie.expect("a fresh session holds the message");
+    assert_ne!(common::token_of(&key, &new_cookie), old, "a new id");
+    assert!(
+        f.store.load(&old.hash()).await.unwrap().is_none(),
+        "the old session is gone"
+    );
+
+    assert_eq!(client.get(&app, "/flash").await.body, "info:signed out");
+    assert_eq!(
+        client.get(&app, "/count").await.body,
+        "0",
+        "nothing of the old session"
+    );
+    assert_eq!(client.get(&app, "/flash").await.body, "", "read once");
+    // The old cookie leads nowhere.
+    let mut stale = signed_in;
+    assert_eq!(stale.get(&app, "/count").await.body, "0");
+    assert_eq!(stale.get(&app, "/flash").await.body, "");
+}
+
+/// A purge with nothing after it stores nothing and removes the cookie.
+async fn a_plain_purge_leaves_no_session<S: Store + Clone>(f: Fixture<S>) {
+    let key = Key::generate();
+    let app = common::app(common::layer(&f, &key, |b| b)).await;
+    let mut client = Client::new();
+    client.post(&app, "/inc").await;
+    let old = common::token_of(&key, client.cookie.as_ref().unwrap());
+    let reply = client.post(&app, "/logout").await;
+    let removal = reply.set_cookie.expect("the cookie is removed");
+    assert_eq!(removal.value(), "");
+    assert!(f.store.load(&old.hash()).await.unwrap().is_none());
+}
+
+both_stores!(
+    read_exactly_once_with_levels,
+    disabled_flash_is_an_error,
+    a_flash_pushed_after_a_purge_reaches_the_next_page,
+    a_plain_purge_leaves_no_session
+);

@@ -18,21 +18,25 @@
 
 use std::path::Path;
 
+mod panel;
+
 use actix_web::cookie::Key;
 use base64::{engine::general_purpose::STANDARD, Engine as _};
+pub use panel::{plural, CookieView, KeyView, SessionPanel, Tiers, PANEL_CSS};
 use session_core::{
     store::{DynStore, MemoryStore, PostgresStore, RedisStore, SqliteStore, TieredStore},
     StoreError,
 };
 
 /// The store an example runs on, chosen from the environment (see the crate docs): one
-/// type whichever tiers it holds, so the layer's type does not depend on configuration.
+/// type whichever tiers it holds, so the layer's type does not depend on configuration;
+/// and the names of its tiers, for the session panel.
 ///
 /// # Errors
 ///
 /// A readable message if only one of `REDIS_URL` / `DATABASE_URL` is set, if
 /// `DATABASE_URL` is not a PostgreSQL URL, or if a store cannot be opened or reached.
-pub async fn store_from_env(example: &str) -> Result<DynStore, String> {
+pub async fn store_from_env(example: &str) -> Result<(DynStore, Tiers), String> {
     let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
     match (var("REDIS_URL"), var("DATABASE_URL")) {
         (Some(redis), Some(database)) => {
@@ -88,7 +92,11 @@ pub async fn store_from_env(example: &str) -> Result<DynStore, String> {
                 "sessions: Redis cache at {} in front of PostgreSQL at {at}",
                 redis_host(&redis)
             );
-            Ok(DynStore::new(TieredStore::new(cache, durable)))
+            let tiers = Tiers {
+                cache: "Redis",
+                durable: "PostgreSQL",
+            };
+            Ok((DynStore::new(TieredStore::new(cache, durable)), tiers))
         }
         (Some(_), None) => Err("REDIS_URL is set but DATABASE_URL is not: the Redis cache \
                                 needs PostgreSQL behind it; set both, or neither for the \
@@ -105,7 +113,14 @@ pub async fn store_from_env(example: &str) -> Result<DynStore, String> {
                 .await
                 .map_err(|err| format!("SQLite ({db}): {err}"))?;
             tracing::info!(db, "sessions: in-process cache in front of SQLite");
-            Ok(DynStore::new(TieredStore::new(MemoryStore::new(), durable)))
+            let tiers = Tiers {
+                cache: "in-process cache",
+                durable: "SQLite",
+            };
+            Ok((
+                DynStore::new(TieredStore::new(MemoryStore::new(), durable)),
+                tiers,
+            ))
         }
     }
 }

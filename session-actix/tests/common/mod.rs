@@ -12,8 +12,8 @@ use actix_web::{
     test, web, App, HttpResponse,
 };
 use session_actix::{
-    CookieCodec, CookieContentSecurity, Flash, Level, Session, SessionLayer, SessionLayerBuilder,
-    Typed,
+    CookieCodec, CookieContentSecurity, Flash, Level, Session, SessionInfo, SessionLayer,
+    SessionLayerBuilder, SessionStart, Typed,
 };
 use session_core::{
     session,
@@ -125,6 +125,30 @@ pub async fn app<S: Store + Clone>(
                 web::post().to(|session: Session| async move {
                     session.purge();
                     "bye"
+                }),
+            )
+            .route(
+                "/signout",
+                web::post().to(|session: Session, flash: Flash| async move {
+                    session.purge();
+                    flash.push(Level::Info, "signed out").unwrap();
+                    "bye"
+                }),
+            )
+            .route(
+                "/info",
+                web::get().to(|info: SessionInfo| async move {
+                    let from = match info.start() {
+                        SessionStart::New => "new".to_owned(),
+                        SessionStart::Refused { reason } => format!("refused:{reason}"),
+                        SessionStart::Continued { from, .. } => format!("{from:?}"),
+                        _ => "other".to_owned(),
+                    };
+                    format!(
+                        "{from}|{}|{}",
+                        info.short_id().map(|id| id.to_string()).unwrap_or_default(),
+                        info.version().map(|v| v.to_string()).unwrap_or_default()
+                    )
                 }),
             )
             .route(

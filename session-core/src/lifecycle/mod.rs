@@ -30,6 +30,7 @@
 //! | start | handler | [`Finish`] | cookie |
 //! |---|---|---|---|
 //! | any | purged | [`End`](Finish::End) the loaded family (if `Continue` or `Replace`/`End`) | removed |
+//! | `Continue` | purged, then stored something (a flash message after a logout) | [`Create`](Finish::Create) under a fresh id, ending the loaded family | set |
 //! | `New`, `Replace` | left the session empty | [`Nothing`](Finish::Nothing) (`Replace`/`End`: [`End`](Finish::End) the old family) | removed if the client sent one |
 //! | `New`, `Replace` | stored anything | [`Create`](Finish::Create) under a fresh id (`Replace`/`End`: ending the old family) | set |
 //! | `Continue` | renewed | [`Renew`](Finish::Renew): the state under a fresh id, the old family ended | set |
@@ -197,7 +198,8 @@ fn replace(reason: Refusal, old: OldRecord) -> Start {
 /// What the handler did to its session, as the layer observed it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Handled {
-    /// It ended the session (`purge`, a logout).
+    /// It ended the session (`purge`, a logout). What it stored afterwards (only flash
+    /// messages can be) starts a fresh session.
     pub purged: bool,
     /// It asked for a new id (`renew`, at a login).
     pub renewed: bool,
@@ -271,7 +273,8 @@ pub fn finish(start: Start, handled: Handled, persistent: bool) -> Plan {
                 }
             );
             let presented = matches!(start, Start::Replace { .. });
-            if handled.purged || handled.empty {
+            // Purged and left empty, or never filled: nothing to store.
+            if handled.empty {
                 let cookie = if presented {
                     CookieAction::Remove
                 } else {
@@ -297,8 +300,12 @@ pub fn finish(start: Start, handled: Handled, persistent: bool) -> Plan {
             } else {
                 CookieAction::Keep
             };
-            if handled.purged {
+            if handled.purged && handled.empty {
                 plan(Finish::End, false, CookieAction::Remove)
+            } else if handled.purged {
+                // Ended, but something was stored after the end (a "signed out" flash
+                // message): a fresh session holds it, under a new id.
+                plan(Finish::Create, true, CookieAction::Set)
             } else if handled.renewed {
                 plan(Finish::Renew, false, CookieAction::Set)
             } else if rotate {

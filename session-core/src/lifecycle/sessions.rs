@@ -3,7 +3,7 @@
 use std::{sync::Arc, time::Duration, time::SystemTime};
 
 use crate::{
-    store::{Applied, CleanupPolicy, WriteQueue, MAX_UPDATE_ATTEMPTS},
+    store::{Applied, CleanupPolicy, LoadedFrom, WriteQueue, MAX_UPDATE_ATTEMPTS},
     Changes, Metadata, Record, SessionToken, Store, StoreError, TokenHash,
 };
 
@@ -27,6 +27,8 @@ pub struct Loaded {
     pub presented: Option<SessionToken>,
     /// The record as loaded: the base of the request's changes and of the version check.
     pub record: Record,
+    /// Which tier answered the load of `record`.
+    pub from: LoadedFrom,
 }
 
 impl Loaded {
@@ -128,7 +130,7 @@ impl<S: Store> Sessions<S> {
         let mut current = token;
         let mut presented = None;
         for _ in 0..=RotationKey::FAMILY_SUCCESSORS {
-            let Some(record) = self.load_record(&key).await? else {
+            let Some((record, from)) = self.load_record(&key).await? else {
                 return Ok(None);
             };
             let Some(successor) = record.meta.successor() else {
@@ -137,6 +139,7 @@ impl<S: Store> Sessions<S> {
                     token: current,
                     presented,
                     record,
+                    from,
                 }));
             };
             // A rotated-away id in its grace window: resolve to the successor, which must
@@ -154,8 +157,11 @@ impl<S: Store> Sessions<S> {
     }
 
     /// Loads a record; a corrupt one is deleted and reads as absent.
-    async fn load_record(&self, key: &TokenHash) -> Result<Option<Record>, SessionsError> {
-        match self.store.load(key).await {
+    async fn load_record(
+        &self,
+        key: &TokenHash,
+    ) -> Result<Option<(Record, LoadedFrom)>, SessionsError> {
+        match self.store.load_from(key).await {
             Err(err) if err.is_corrupt() => {
                 tracing::warn!(session = %key, error = %err, "corrupt session deleted; new session");
                 if let Err(err) = self.store.delete(key).await {
@@ -163,7 +169,8 @@ impl<S: Store> Sessions<S> {
                 }
                 Ok(None)
             }
-            other => other,
+            Err(err) => Err(err),
+            Ok((record, from)) => Ok(record.map(|record| (record, from))),
         }
     }
 

@@ -223,6 +223,34 @@ fn purge_ends_the_loaded_family_and_removes_the_cookie() {
 }
 
 #[test]
+fn what_is_stored_after_a_purge_starts_a_fresh_session() {
+    let purged_then_stored = Handled {
+        purged: true,
+        changed: true,
+        ..UNTOUCHED
+    };
+    for start in [cont(false, false, false), cont(true, true, true)] {
+        assert_eq!(
+            finish(start, purged_then_stored, true),
+            plan(Finish::Create, true, CookieAction::Set)
+        );
+    }
+    assert_eq!(
+        finish(REFUSED_END, purged_then_stored, true),
+        plan(Finish::Create, true, CookieAction::Set)
+    );
+    assert_eq!(
+        finish(REFUSED_KEEP, purged_then_stored, true),
+        plan(Finish::Create, false, CookieAction::Set),
+        "a stolen cookie cannot end its owner's session"
+    );
+    assert_eq!(
+        finish(Start::New, purged_then_stored, true),
+        plan(Finish::Create, false, CookieAction::Set)
+    );
+}
+
+#[test]
 fn a_new_session_left_empty_stores_nothing() {
     assert_eq!(
         finish(Start::New, empty(), true),

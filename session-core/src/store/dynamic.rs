@@ -2,6 +2,7 @@
 
 use std::{future::Future, pin::Pin, sync::Arc, time::SystemTime};
 
+use super::LoadedFrom;
 use crate::{Record, Store, StoreError, TokenHash};
 
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
@@ -49,6 +50,7 @@ impl std::fmt::Debug for DynStore {
 /// [`Store`] with boxed futures, so it can be a trait object.
 trait ErasedStore: Send + Sync + 'static {
     fn load<'a>(&'a self, key: &'a TokenHash) -> BoxFuture<'a, Option<Record>>;
+    fn load_from<'a>(&'a self, key: &'a TokenHash) -> BoxFuture<'a, (Option<Record>, LoadedFrom)>;
     fn reload<'a>(&'a self, key: &'a TokenHash) -> BoxFuture<'a, Option<Record>>;
     fn create<'a>(&'a self, key: &'a TokenHash, record: &'a Record) -> BoxFuture<'a, bool>;
     fn update<'a>(
@@ -65,6 +67,10 @@ trait ErasedStore: Send + Sync + 'static {
 impl<S: Store> ErasedStore for S {
     fn load<'a>(&'a self, key: &'a TokenHash) -> BoxFuture<'a, Option<Record>> {
         Box::pin(Store::load(self, key))
+    }
+
+    fn load_from<'a>(&'a self, key: &'a TokenHash) -> BoxFuture<'a, (Option<Record>, LoadedFrom)> {
+        Box::pin(Store::load_from(self, key))
     }
 
     fn reload<'a>(&'a self, key: &'a TokenHash) -> BoxFuture<'a, Option<Record>> {
@@ -100,6 +106,10 @@ impl<S: Store> ErasedStore for S {
 impl Store for DynStore {
     async fn load(&self, key: &TokenHash) -> Result<Option<Record>, StoreError> {
         self.inner.load(key).await
+    }
+
+    async fn load_from(&self, key: &TokenHash) -> Result<(Option<Record>, LoadedFrom), StoreError> {
+        self.inner.load_from(key).await
     }
 
     async fn create(&self, key: &TokenHash, record: &Record) -> Result<bool, StoreError> {

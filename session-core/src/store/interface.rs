@@ -2,6 +2,7 @@
 
 use std::{future::Future, time::SystemTime};
 
+use super::LoadedFrom;
 use crate::{Record, StoreError, TokenHash};
 
 /// Where sessions live: a key/value store of [`Record`]s with expiry.
@@ -41,6 +42,21 @@ pub trait Store: Send + Sync + 'static {
         &self,
         key: &TokenHash,
     ) -> impl Future<Output = Result<Option<Record>, StoreError>> + Send;
+
+    /// [`load`](Store::load), and which tier answered. The session layer loads through
+    /// this, so that a request can tell where its state came from
+    /// ([`LoadedFrom`]); only a tiered store needs to implement it, the default answers
+    /// [`LoadedFrom::Store`].
+    ///
+    /// # Errors
+    ///
+    /// As [`load`](Store::load).
+    fn load_from(
+        &self,
+        key: &TokenHash,
+    ) -> impl Future<Output = Result<(Option<Record>, LoadedFrom), StoreError>> + Send {
+        async move { Ok((self.load(key).await?, LoadedFrom::Store)) }
+    }
 
     /// Inserts a new record; never overwrites a live one.
     ///

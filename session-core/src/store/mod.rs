@@ -12,6 +12,7 @@ mod faulty;
 #[cfg(feature = "testing")]
 mod held;
 mod interface;
+mod loaded_from;
 mod queue;
 mod tiered;
 
@@ -36,6 +37,7 @@ pub use faulty::Faulty;
 #[cfg(feature = "testing")]
 pub use held::{Held, HoldAt};
 pub use interface::{stale_seq, Cache, Durable, StaleMark, Store};
+pub use loaded_from::LoadedFrom;
 pub use queue::WriteQueue;
 pub use tiered::{TierStats, TieredStore, TieredStoreBuilder};
 

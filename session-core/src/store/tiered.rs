@@ -10,7 +10,7 @@ use std::{
 
 use super::{
     breaker::{Breaker, CacheState},
-    Durable, StaleMark,
+    Durable, LoadedFrom, StaleMark,
 };
 use crate::{Cache, Clock, Record, Store, StoreError, SystemClock, TokenHash};
 
@@ -494,28 +494,40 @@ impl<C: Cache, D: Durable> Inner<C, D> {
     }
 
     /// Puts what a durable read found into the cache (forward only), where trusted.
-    async fn refill(&self, key: &TokenHash, record: &Record) {
+    /// Puts what the durable store answered into the cache (forward only); whether the
+    /// cache answered.
+    async fn refill(&self, key: &TokenHash, record: &Record) -> bool {
         if self.breaker.state() == CacheState::Open {
             self.skipped.fetch_add(1, Ordering::Relaxed);
+            false
         } else if let Err(err) = self.cache.put(key, record).await {
             // The cache did not change: nothing to repair.
             self.cache_failed("refill", &err);
+            false
+        } else {
+            true
         }
     }
 }
 
 impl<C: Cache, D: Durable> Store for TieredStore<C, D> {
     async fn load(&self, key: &TokenHash) -> Result<Option<Record>, StoreError> {
+        Ok(self.load_from(key).await?.0)
+    }
+
+    async fn load_from(&self, key: &TokenHash) -> Result<(Option<Record>, LoadedFrom), StoreError> {
         self.ready().await;
         let s = &*self.inner;
+        let mut cache_answered = false;
         if s.breaker.state() == CacheState::Closed {
             match s.cache.get(key).await {
                 Ok(Some(record)) => {
                     s.hits.fetch_add(1, Ordering::Relaxed);
-                    return Ok(Some(record));
+                    return Ok((Some(record), LoadedFrom::Cache));
                 }
-                Ok(None) => {}
+                Ok(None) => cache_answered = true,
                 Err(err) if err.is_corrupt() => {
+                    cache_answered = true;
                     tracing::warn!(error = %err, "corrupt session cache entry; reading the durable store");
                 }
                 Err(err) => s.cache_failed("load", &err),
@@ -525,10 +537,13 @@ impl<C: Cache, D: Durable> Store for TieredStore<C, D> {
         }
         s.misses.fetch_add(1, Ordering::Relaxed);
         let found = s.durable.load(key).await?;
+        let mut from = LoadedFrom::Durable;
         if let Some(record) = &found {
-            s.refill(key, record).await;
+            if s.refill(key, record).await && cache_answered {
+                from = LoadedFrom::Refilled;
+            }
         }
-        Ok(found)
+        Ok((found, from))
     }
 
     async fn reload(&self, key: &TokenHash) -> Result<Option<Record>, StoreError> {
@@ -536,7 +551,7 @@ impl<C: Cache, D: Durable> Store for TieredStore<C, D> {
         let s = &*self.inner;
         let found = s.durable.reload(key).await?;
         if let Some(record) = &found {
-            s.refill(key, record).await;
+            let _ = s.refill(key, record).await;
         }
         Ok(found)
     }
