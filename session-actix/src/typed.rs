@@ -41,7 +41,10 @@ impl FromRequest for SessionAccessor {
     type Future = Ready<Result<Self, Self::Error>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(Frame::of(req).map(|_| Self(req.get_session())))
+        // The frame's borrow of the extensions ends before `get_session`, which inserts
+        // the request's `Session` there on first use.
+        let installed = Frame::of(req).map(drop);
+        ready(installed.map(|()| Self(req.get_session())))
     }
 }
 

@@ -36,6 +36,18 @@ async fn writes_back_only_changed_fields<S: Store + Clone>(f: Fixture<S>) {
     assert_eq!(cache.load + durable.load, 2);
 }
 
+/// `SessionAccessor` and the typed view, from a visitor's first request on (the
+/// request's `Session` is created while the extractor runs).
+async fn the_accessor_works_from_the_first_request<S: Store + Clone>(f: Fixture<S>) {
+    let key = Key::generate();
+    let app = common::app(common::layer(&f, &key, |b| b)).await;
+    let mut client = Client::new();
+    let first = client.post(&app, "/accessor/visit").await;
+    assert_eq!((first.status.as_u16(), first.body.as_str()), (200, "1"));
+    assert_eq!(client.post(&app, "/accessor/visit").await.body, "2");
+    assert_eq!(client.get(&app, "/profile").await.body, "2:");
+}
+
 async fn nothing_stored_for_a_visitor_who_changes_nothing<S: Store + Clone>(f: Fixture<S>) {
     let key = Key::generate();
     let app = common::app(common::layer(&f, &key, |b| b)).await;
@@ -47,5 +59,6 @@ async fn nothing_stored_for_a_visitor_who_changes_nothing<S: Store + Clone>(f: F
 
 both_stores!(
     writes_back_only_changed_fields,
-    nothing_stored_for_a_visitor_who_changes_nothing
+    nothing_stored_for_a_visitor_who_changes_nothing,
+    the_accessor_works_from_the_first_request
 );

@@ -12,8 +12,8 @@ use actix_web::{
     test, web, App, HttpResponse,
 };
 use session_actix::{
-    CookieCodec, CookieContentSecurity, Flash, Level, Session, SessionInfo, SessionLayer,
-    SessionLayerBuilder, SessionStart, Typed,
+    CookieCodec, CookieContentSecurity, Flash, Level, Session, SessionAccessor, SessionInfo,
+    SessionLayer, SessionLayerBuilder, SessionStart, Typed,
 };
 use session_core::{
     session,
@@ -125,6 +125,14 @@ pub async fn app<S: Store + Clone>(
                 web::post().to(|session: Session| async move {
                     session.purge();
                     "bye"
+                }),
+            )
+            .route(
+                "/accessor/visit",
+                web::post().to(|session: SessionAccessor| async move {
+                    let profile = Profile::view(&session);
+                    profile.update_visits(|visits| *visits += 1).unwrap();
+                    profile.visits().unwrap().to_string()
                 }),
             )
             .route(
