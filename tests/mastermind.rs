@@ -110,12 +110,17 @@ fn a_game_is_lost_and_the_secret_revealed() {
     };
     // A code whose score against the first guess differs cannot be the secret.
     let wrong = Code::all().find(|c| score(c, &first) != feedback).unwrap();
-    let mut body = Value::Null;
-    for _ in 0..9 {
-        let (status, b) = guess(&agent, &server, &wrong.to_string());
+    for _ in 0..8 {
+        let (status, _) = guess(&agent, &server, &wrong.to_string());
         assert_eq!(status, 200);
-        body = b;
     }
+    // The last guess through the page's form: a loss gets its message, as a win does.
+    let res = agent
+        .post(&server.url("/guess"))
+        .send_form(&[("guess", &wrong.to_string())])
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    let body = state(&agent, &server);
     assert_eq!(body["status"], "lost");
     assert_eq!(body["remaining"], 0);
     let secret: Code = body["secret"].as_str().unwrap().parse().unwrap();
@@ -132,6 +137,90 @@ fn a_game_is_lost_and_the_secret_revealed() {
         .into_string()
         .unwrap();
     assert!(page.contains("Out of guesses") && page.contains("The secret was"));
+    assert!(
+        page.contains(&format!("Out of guesses: the code was {secret}")),
+        "the loss's flash message"
+    );
+}
+
+/// `GET /api/session`: what the server keeps (the secret withheld while the game runs),
+/// what the browser holds, where the state came from; `DELETE` ends the session.
+#[test]
+fn the_session_api_explains_the_session_and_forgets_it() {
+    let dir = scratch_dir("session-api");
+    let server = Server::start("mastermind", &dir, &[]);
+    let agent = client();
+    let session = |agent: &ureq::Agent| -> Value {
+        agent
+            .get(&server.url("/api/session"))
+            .call()
+            .unwrap()
+            .into_json()
+            .unwrap()
+    };
+    let key = |body: &Value, key: &str| -> Value {
+        body["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["key"] == key)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {key} in {body}"))
+    };
+
+    let body = session(&agent);
+    assert_eq!(body["start"], "new", "{body}");
+    assert_eq!(
+        body["writes"],
+        json!([]),
+        "reading it starts no game: {body}"
+    );
+    assert!(
+        agent.cookie_store().iter_any().next().is_none(),
+        "nothing stored"
+    );
+
+    new_game(&agent, &server);
+    let body = session(&agent);
+    assert_eq!(body["start"], "continued", "{body}");
+    assert_eq!(body["short_id"].as_str().unwrap().len(), 8, "{body}");
+    let secret = key(&body, "mastermind.v1.secret");
+    assert_eq!(
+        (secret["hidden"].clone(), secret["value"].clone()),
+        (json!(true), Value::Null)
+    );
+    assert_eq!(key(&body, "mastermind.v1.guesses")["value"], json!([]));
+    assert!(
+        body["source"].as_str().unwrap().contains("cache hit"),
+        "{body}"
+    );
+    assert!(body["cookie"]["carries"]
+        .as_str()
+        .unwrap()
+        .contains("only the session id"));
+    assert!(body["cookie"]["attributes"]
+        .as_str()
+        .unwrap()
+        .contains("HttpOnly"));
+    let version = body["version"].as_u64().unwrap();
+
+    guess(&agent, &server, "RRRR");
+    let body = session(&agent);
+    assert_eq!(
+        key(&body, "mastermind.v1.guesses")["value"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(
+        body["version"].as_u64().unwrap() > version,
+        "a guess is a write: {body}"
+    );
+
+    let res = agent.delete(&server.url("/api/session")).call().unwrap();
+    assert_eq!(res.status(), 204);
+    assert_eq!(session(&agent)["start"], "new", "the session is gone");
 }
 
 #[test]

@@ -15,8 +15,9 @@ pub const FLASH_KEY: &str = "__flash";
 
 /// Flash messages (the original utility's `integrate_flash`): an extractor.
 ///
-/// [`messages`](Self::messages) are those set by earlier requests; they were removed from
-/// the session when this request started, so each is read exactly once.
+/// [`messages`](Self::messages) are those set by earlier requests; taking `Flash` removes
+/// them from the session, so each is read exactly once, by the first request whose handler
+/// takes `Flash` (requests that do not, such as API calls, leave them in place).
 /// [`push`](Self::push) queues a message for a later request (typically the page a
 /// redirect leads to). A message pushed after `session.purge()` (a logout's "you are signed
 /// out") is kept too: it starts a fresh session of its own, under a new id.
@@ -120,10 +121,17 @@ impl FromRequest for Flash {
                 ))
             }
         });
-        let result = incoming.map(|incoming| Self {
-            incoming,
-            session: req.get_session(),
-            req: req.clone(),
+        let result = incoming.map(|incoming| {
+            let session = req.get_session();
+            if !incoming.is_empty() {
+                // Taken: shown by this request, gone from the session.
+                session.remove(FLASH_KEY);
+            }
+            Self {
+                incoming,
+                session,
+                req: req.clone(),
+            }
         });
         Box::pin(async move { result })
     }

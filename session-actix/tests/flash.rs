@@ -23,6 +23,28 @@ async fn read_exactly_once_with_levels<S: Store + Clone>(f: Fixture<S>) {
     assert_eq!(client.get(&app, "/flash").await.body, "");
 }
 
+/// A request whose handler does not take `Flash` (an API call, an asset) leaves pending
+/// messages for the page that shows them, and writes nothing.
+async fn requests_that_do_not_show_messages_leave_them<S: Store + Clone>(f: Fixture<S>) {
+    let key = Key::generate();
+    let app = common::app(common::layer(&f, &key, |b| b)).await;
+    let mut client = Client::new();
+    client.post(&app, "/flash").await;
+    (f.costs)();
+    assert_eq!(client.get(&app, "/count").await.body, "0");
+    let (cache, durable) = (f.costs)();
+    assert_eq!(
+        cache.writes() + durable.writes(),
+        0,
+        "{cache:?} {durable:?}"
+    );
+    assert_eq!(
+        client.get(&app, "/flash").await.body,
+        "success:saved|error:but mind the gap"
+    );
+    assert_eq!(client.get(&app, "/flash").await.body, "", "then gone");
+}
+
 async fn disabled_flash_is_an_error<S: Store + Clone>(f: Fixture<S>) {
     let key = Key::generate();
     let app = common::app(common::layer(&f, &key, |b| b.integrate_flash(false))).await;
@@ -80,6 +102,7 @@ async fn a_plain_purge_leaves_no_session<S: Store + Clone>(f: Fixture<S>) {
 both_stores!(
     read_exactly_once_with_levels,
     disabled_flash_is_an_error,
+    requests_that_do_not_show_messages_leave_them,
     a_flash_pushed_after_a_purge_reaches_the_next_page,
     a_plain_purge_leaves_no_session
 );

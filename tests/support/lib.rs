@@ -23,7 +23,16 @@ pub fn binary(name: &str) -> PathBuf {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let status = Command::new(cargo)
             .current_dir(workspace())
-            .args(["build", "-q", "-p", "mastermind", "-p", "click-counter"])
+            .args([
+                "build",
+                "-q",
+                "-p",
+                "mastermind",
+                "-p",
+                "click-counter",
+                "-p",
+                "login",
+            ])
             .status()
             .expect("run cargo build");
         assert!(status.success(), "building the examples failed");
@@ -74,10 +83,12 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts `name` (`mastermind`, `click-counter`) in `dir` with extra environment.
+    /// Starts `name` (`mastermind`, `click-counter`, `login`) in `dir` with extra
+    /// environment.
     pub fn start(name: &str, dir: &Path, env: &[(&str, &str)]) -> Self {
         let addr_var = match name {
             "mastermind" => "MASTERMIND_ADDR",
+            "login" => "LOGIN_ADDR",
             _ => "CLICK_COUNTER_ADDR",
         };
         let mut server = Self {

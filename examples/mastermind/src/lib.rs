@@ -1,7 +1,9 @@
 //! Mastermind, the teaching example of typed server-side sessions: the rules
-//! ([`game`]), what lives in the session ([`state`]), and the web front ([`web`]).
+//! ([`game`]), what lives in the session ([`state`]), the session panel that shows it
+//! ([`panel`]), and the web front ([`web`]).
 #![forbid(unsafe_code)]
 
 pub mod game;
+pub mod panel;
 pub mod state;
 pub mod web;

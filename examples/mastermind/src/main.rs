@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use actix_web::{App, HttpServer};
+use actix_web::{web, App, HttpServer};
 use example_support::{
     bind_error, cookie_key, cookie_secure, init_logging, listen_addr, store_from_env, Fatal,
 };
@@ -13,7 +13,7 @@ async fn main() -> Result<(), Fatal> {
     init_logging();
     // The secret first: a bad one fails before any connection is tried.
     let key = cookie_key()?;
-    let store = store_from_env("mastermind").await?;
+    let (store, tiers) = store_from_env("mastermind").await?;
     let layer = SessionLayer::builder(store, key)
         .cookie_secure(cookie_secure())
         // Shown on purpose: a session is bound to the client's address and browser, and its
@@ -24,9 +24,11 @@ async fn main() -> Result<(), Fatal> {
         .idle_timeout(Duration::from_secs(2 * 60 * 60))
         .build()?;
     let addr = listen_addr("MASTERMIND_ADDR", "127.0.0.1:8080");
+    let tiers = web::Data::new(tiers);
     let server = HttpServer::new(move || {
         App::new()
             .wrap(layer.clone())
+            .app_data(tiers.clone())
             .configure(mastermind::web::routes)
     })
     .bind(&addr)

@@ -28,6 +28,7 @@ pub fn panel(
                 MastermindState::SECRET_KEY if !over => KeyView {
                     key,
                     value: None,
+                    hidden: true,
                     note: "The code to break: stored on the server, never sent to your browser \
                            (shown here once the game is over)."
                         .to_owned(),
@@ -35,12 +36,14 @@ pub fn panel(
                 MastermindState::SECRET_KEY => KeyView {
                     key,
                     value,
+                    hidden: false,
                     note: "The code you had to break: the game is over, so it may be shown."
                         .to_owned(),
                 },
                 MastermindState::GUESSES_KEY => KeyView {
                     key,
                     value,
+                    hidden: false,
                     note: "Your guesses and their scores, oldest first: each guess rewrites \
                            this key, never the secret."
                         .to_owned(),
@@ -48,12 +51,17 @@ pub fn panel(
                 _ => KeyView {
                     key,
                     value,
+                    hidden: false,
                     note: "How many guesses this game allows.".to_owned(),
                 },
             }
         })
         .collect();
-    let mut writes: Vec<String> = state.changed_keys()?.into_iter().map(str::to_owned).collect();
+    let mut writes: Vec<String> = state
+        .changed_keys()?
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
     if flash_shown {
         // Shown once: not handing the messages on removes them from the session.
         writes.push(session_actix::FLASH_KEY.to_owned());

@@ -21,6 +21,8 @@ pub struct KeyView {
     pub key: &'static str,
     /// Its value; `None` when the page does not show it (see `note`).
     pub value: Option<serde_json::Value>,
+    /// Whether the value is withheld (`value` is then `None`).
+    pub hidden: bool,
     /// What the key is for, or why its value is hidden.
     pub note: String,
 }
@@ -150,9 +152,9 @@ impl SessionPanel {
                             tr data-key=(key.key) {
                                 td { code { (key.key) } }
                                 td class="value" {
-                                    @match &key.value {
-                                        Some(value) => code { (value) },
-                                        None => em { "hidden" },
+                                    @match (&key.value, key.hidden) {
+                                        (Some(value), false) => code { (value) },
+                                        _ => em { "hidden" },
                                     }
                                 }
                                 td { (key.note) }
@@ -164,6 +166,10 @@ impl SessionPanel {
                 p id="session-cookie" {
                     "One cookie, " code { (self.cookie.name) } ". It carries " (self.cookie.carries) ". "
                     code { (self.cookie.attributes) } ". "
+                    @if !self.cookie.attributes.contains("Secure") {
+                        "(No " code { "Secure" } ": this demo runs on plain HTTP; behind HTTPS, set "
+                        code { "SESSION_COOKIE_SECURE=1" } ".) "
+                    }
                     @match self.cookie.max_age_secs {
                         Some(secs) => { "It is kept for " (duration(secs)) " after your last request." }
                         None => { "It is deleted when the browser closes." }
@@ -194,15 +200,45 @@ impl SessionPanel {
     }
 }
 
+impl SessionPanel {
+    /// The panel in its smallest form, one line: the short id, each key and value, and
+    /// where the state came from.
+    #[must_use]
+    pub fn render_line(&self) -> Markup {
+        html! {
+            p id="session-panel" class="session-line" {
+                @match &self.short_id {
+                    Some(id) => { "Session " code id="session-id" { (id) } }
+                    None => { "No session yet" }
+                }
+                @for key in &self.keys {
+                    " · " code { (key.key) } " = "
+                    @match (&key.value, key.hidden) {
+                        (Some(value), false) => code class="value" { (value) },
+                        _ => em { "hidden" },
+                    }
+                }
+                " · " span id="session-source" { (self.source) }
+            }
+        }
+    }
+}
+
 /// The panel's styles, for the examples' pages.
 pub const PANEL_CSS: &str = "
 .session-panel { margin-top: 1.5rem; padding: .5rem .75rem; border: 1px solid #ccd; border-radius: 8px; background: #fafaff; }
 .session-panel summary { cursor: pointer; font-weight: 600; }
+.session-panel th { text-align: left; }
 .session-panel h3 { font-size: 1rem; margin: 1rem 0 .3rem; }
 .session-panel table { width: 100%; table-layout: fixed; font-size: .9rem; }
 .session-panel td, .session-panel th { vertical-align: top; overflow-wrap: anywhere; }
 .session-panel th:first-child { width: 32%; } .session-panel th:nth-child(2) { width: 38%; }
 .session-panel code { font-size: .85rem; overflow-wrap: anywhere; }
+@media (max-width: 480px) {
+  .session-panel thead { display: none; }
+  .session-panel tr { display: block; padding: .4rem 0; border-bottom: 1px solid #ddd; }
+  .session-panel td { display: block; border: 0; padding: .1rem 0; }
+}
 ";
 
 fn capitalized(text: &str) -> String {

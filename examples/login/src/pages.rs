@@ -1,0 +1,225 @@
+//! The pages: home, sign-in form, the account page that needs a signed-in user, sign out.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use actix_web::{error::ErrorInternalServerError, http::header, web, HttpResponse};
+use example_support::{KeyView, SessionPanel, Tiers};
+use maud::{html, Markup, DOCTYPE};
+use serde::Deserialize;
+use session_actix::{Flash, FlashMessage, Level, Session, SessionInfo, Typed};
+use session_core::SessionSchema as _;
+
+use crate::account::{safe_next, Account, SignedIn};
+
+/// Mounts the pages.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/", web::get().to(home))
+        .route("/signin", web::get().to(signin_form))
+        .route("/signin", web::post().to(signin))
+        .route("/account", web::get().to(account))
+        .route("/signout", web::post().to(signout))
+        .route("/api/me", web::get().to(api_me));
+}
+
+async fn home(
+    account: Typed<Account>,
+    flash: Flash,
+    info: SessionInfo,
+    tiers: web::Data<Tiers>,
+) -> actix_web::Result<Markup> {
+    let panel = panel(&account, &info, &tiers)?;
+    Ok(layout(
+        "Home",
+        flash.messages(),
+        &panel,
+        html! {
+            @if account.user.is_empty() {
+                p id="who" { "You are not signed in." }
+                p { a href="/signin" id="signin-link" { "Sign in" } " to see your account page." }
+            } @else {
+                p id="who" { "Signed in as " strong { (account.user) } "." }
+                p { a href="/account" { "Your account" } }
+                (signout_button())
+            }
+        },
+    ))
+}
+
+/// `?next=` on the sign-in form.
+#[derive(Deserialize)]
+struct Next {
+    next: Option<String>,
+}
+
+async fn signin_form(
+    account: Typed<Account>,
+    flash: Flash,
+    info: SessionInfo,
+    tiers: web::Data<Tiers>,
+    query: web::Query<Next>,
+) -> actix_web::Result<Markup> {
+    let next = safe_next(query.next.as_deref().unwrap_or("/account")).to_owned();
+    let panel = panel(&account, &info, &tiers)?;
+    Ok(layout(
+        "Sign in",
+        flash.messages(),
+        &panel,
+        html! {
+            form method="post" action="/signin" {
+                input type="hidden" name="next" value=(next);
+                label for="name" { "Your name" }
+                div class="row" {
+                    input id="name" name="name" required maxlength="40" autocomplete="username" autofocus;
+                    button type="submit" id="signin" { "Sign in" }
+                }
+                p class="hint" { "A demo: no password. A real app checks one here, then does exactly what follows." }
+            }
+        },
+    ))
+}
+
+/// The sign-in form.
+#[derive(Deserialize)]
+struct SignInForm {
+    name: String,
+    next: Option<String>,
+}
+
+async fn signin(
+    session: Session,
+    mut account: Typed<Account>,
+    flash: Flash,
+    form: web::Form<SignInForm>,
+) -> actix_web::Result<HttpResponse> {
+    let name = form.name.trim();
+    if name.is_empty() || name.chars().count() > 40 {
+        flash.push(Level::Error, "A name of 1 to 40 characters, please.")?;
+        return Ok(see_other("/signin"));
+    }
+    // A new id at every change of privilege: an id an attacker planted before the sign-in
+    // (session fixation) is worth nothing after it.
+    session.renew();
+    account.user = name.to_owned();
+    account.signed_in_at = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs());
+    flash.push(Level::Success, format!("Welcome, {name}!"))?;
+    Ok(see_other(safe_next(
+        form.next.as_deref().unwrap_or("/account"),
+    )))
+}
+
+async fn account(
+    user: SignedIn,
+    account: Typed<Account>,
+    flash: Flash,
+    info: SessionInfo,
+    tiers: web::Data<Tiers>,
+) -> actix_web::Result<Markup> {
+    let panel = panel(&account, &info, &tiers)?;
+    Ok(layout(
+        "Your account",
+        flash.messages(),
+        &panel,
+        html! {
+            p id="who" { "Signed in as " strong { (user.user) } "." }
+            p { "Only a signed-in visitor reaches this page: its handler takes a "
+                code { "SignedIn" } " argument, which sends everyone else to the sign-in form." }
+            (signout_button())
+        },
+    ))
+}
+
+/// Sign out: the session ends (deleted on the server, the cookie removed), and the
+/// message pushed after the purge reaches the next page from a fresh session.
+async fn signout(session: Session, flash: Flash) -> actix_web::Result<HttpResponse> {
+    session.purge();
+    flash.push(Level::Info, "You are signed out.")?;
+    Ok(see_other("/"))
+}
+
+/// `GET /api/me`: who is signed in, or `401`.
+async fn api_me(user: SignedIn) -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({ "user": user.user }))
+}
+
+fn panel(
+    account: &Typed<Account>,
+    info: &SessionInfo,
+    tiers: &Tiers,
+) -> actix_web::Result<SessionPanel> {
+    let keys = account
+        .entries()
+        .map_err(ErrorInternalServerError)?
+        .into_iter()
+        .map(|(key, json)| KeyView {
+            key,
+            value: serde_json::from_str(json.get()).ok(),
+            hidden: false,
+            note: if key == Account::USER_KEY {
+                "who you are signed in as (absent: signed out)".to_owned()
+            } else {
+                "when you signed in (Unix seconds)".to_owned()
+            },
+        })
+        .collect();
+    let writes = account
+        .changed_keys()
+        .map_err(ErrorInternalServerError)?
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    Ok(SessionPanel::new(info, tiers, keys, writes))
+}
+
+fn signout_button() -> Markup {
+    html! {
+        form method="post" action="/signout" {
+            button type="submit" id="signout" { "Sign out" }
+        }
+    }
+}
+
+fn see_other(location: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, location))
+        .finish()
+}
+
+fn layout(title: &str, flash: &[FlashMessage], panel: &SessionPanel, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · Login example" }
+                style { (maud::PreEscaped(CSS)) (maud::PreEscaped(example_support::PANEL_CSS)) }
+            }
+            body {
+                main {
+                    nav { a href="/" { "Home" } " · " a href="/account" { "Account" } }
+                    h1 { (title) }
+                    div role="status" aria-live="polite" {
+                        @for message in flash {
+                            p class={ "flash " (message.level.as_str()) } { (message.text) }
+                        }
+                    }
+                    (body)
+                    (panel.render(None))
+                }
+            }
+        }
+    }
+}
+
+const CSS: &str = "
+body { font-family: system-ui, sans-serif; background: #f6f6f4; color: #1d1d1f; margin: 0; }
+main { max-width: 36rem; margin: 2rem auto; padding: 1rem 2rem; background: #fff; border-radius: 12px; box-shadow: 0 1px 4px #0002; }
+@media (max-width: 480px) { main { margin: 0; padding: .75rem 1rem; border-radius: 0; } }
+.flash { padding: .5rem .75rem; border-radius: 6px; }
+.flash.error { background: #fde2e1; } .flash.success { background: #dcf5e3; }
+.flash.warning { background: #fff3cd; } .flash.info { background: #e3ecfd; }
+label { display: block; margin-bottom: .3rem; } .row { display: flex; gap: .5rem; flex-wrap: wrap; }
+input { font-size: 1.1rem; } button { font-size: 1rem; padding: .35rem .9rem; } .hint { color: #666; font-size: .9rem; }
+";
