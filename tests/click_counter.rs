@@ -71,6 +71,13 @@ fn half_a_server_configuration_is_a_clear_start_up_error() {
             ][..],
             r#"SESSION_NAMESPACE is "shop; drop table""#,
         ),
+        (
+            &[
+                ("REDIS_URL", "redis://127.0.0.1:1"),
+                ("DATABASE_URL", "mysql://127.0.0.1:1/x"),
+            ][..],
+            "DATABASE_URL must be a PostgreSQL URL",
+        ),
     ] {
         let out = std::process::Command::new(e2e_tests::binary("click-counter"))
             .current_dir(&dir)
@@ -90,6 +97,32 @@ fn half_a_server_configuration_is_a_clear_start_up_error() {
             "one readable line, not a debug dump: {stderr}"
         );
     }
+}
+
+/// A bad secret fails at once, before any connection is tried (here to a database that
+/// would never answer).
+#[test]
+fn the_secret_is_checked_before_any_connection() {
+    let dir = scratch_dir("clicks-bad-secret");
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let started = std::time::Instant::now();
+    let out = std::process::Command::new(e2e_tests::binary("click-counter"))
+        .current_dir(&dir)
+        .env("SESSION_SECRET", "too short")
+        .env("CLICK_COUNTER_ADDR", "127.0.0.1:0")
+        .env("REDIS_URL", "redis://127.0.0.1:1")
+        .env("DATABASE_URL", format!("postgres://postgres@127.0.0.1:{port}/shop"))
+        .env("SESSION_CONNECT_TIMEOUT", "30")
+        .env("RUST_LOG", "info")
+        .output()
+        .expect("run the example");
+    drop(silent);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("Error: SESSION_SECRET must be at least 32 bytes"), "{stderr}");
+    assert!(!stderr.contains("connecting to"), "no connection tried: {stderr}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(20), "no wait");
 }
 
 /// A port in use is a start-up error naming the address and the variable that changes it.
