@@ -112,7 +112,10 @@ fn the_secret_is_checked_before_any_connection() {
         .env("SESSION_SECRET", "too short")
         .env("CLICK_COUNTER_ADDR", "127.0.0.1:0")
         .env("REDIS_URL", "redis://127.0.0.1:1")
-        .env("DATABASE_URL", format!("postgres://postgres@127.0.0.1:{port}/shop"))
+        .env(
+            "DATABASE_URL",
+            format!("postgres://postgres@127.0.0.1:{port}/shop"),
+        )
         .env("SESSION_CONNECT_TIMEOUT", "30")
         .env("RUST_LOG", "info")
         .output()
@@ -120,9 +123,18 @@ fn the_secret_is_checked_before_any_connection() {
     drop(silent);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("Error: SESSION_SECRET must be at least 32 bytes"), "{stderr}");
-    assert!(!stderr.contains("connecting to"), "no connection tried: {stderr}");
-    assert!(started.elapsed() < std::time::Duration::from_secs(20), "no wait");
+    assert!(
+        stderr.contains("Error: SESSION_SECRET must be at least 32 bytes"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("connecting to"),
+        "no connection tried: {stderr}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "no wait"
+    );
 }
 
 /// A port in use is a start-up error naming the address and the variable that changes it.

@@ -178,9 +178,11 @@ where
 
             // 7. Plan the writes and carry them out.
             let plan = lifecycle::finish(start, handled, settings.persistent_cookie);
-            let issued = persist::carry_out(&inner, &plan, found, changes, res.request(), now)
-                .await
-                .map_err(error::opaque)?;
+            let continues = matches!(start, lifecycle::Start::Continue { .. });
+            let issued =
+                persist::carry_out(&inner, &plan, found, continues, changes, res.request(), now)
+                    .await
+                    .map_err(error::opaque)?;
 
             // 8. Set or remove the cookie; mark the response private to the session.
             response::finish(&mut res, settings, issued, had_cookie, now);

@@ -34,11 +34,13 @@ pub(crate) enum Issued {
     Remove,
 }
 
-/// Carries out `plan` for the session `found`, with the handler's `changes`.
+/// Carries out `plan` for the session `found` (which `continues`, or was refused or
+/// absent), with the handler's `changes`.
 pub(crate) async fn carry_out<S: Store>(
     inner: &Shared<S>,
     plan: &Plan,
     found: Found,
+    continues: bool,
     changes: Changes,
     req: &HttpRequest,
     now: SystemTime,
@@ -58,11 +60,12 @@ pub(crate) async fn carry_out<S: Store>(
                 Found::Server(loaded) => Some(loaded),
                 Found::Nothing | Found::Cookie(_) => None,
             };
-            // The id the client holds, and what it should hold if nothing changes.
-            let held = loaded.as_ref().map(|l| l.held().clone());
-            let current = loaded
-                .as_ref()
-                .map(|l| Outcome::Live(l.token.clone(), l.record.expires_at));
+            // The id the client holds, and what it should hold if nothing changes: only for
+            // a session that continues. A refused one (a binding mismatch through a grace
+            // forward) must never hand out the id it resolved to.
+            let continued = loaded.as_ref().filter(|_| continues);
+            let held = continued.map(|l| l.held().clone());
+            let current = continued.map(|l| Outcome::Live(l.token.clone(), l.record.expires_at));
             let outcome = sessions
                 .carry_out(plan, loaded, changes, binding(), now)
                 .await?;

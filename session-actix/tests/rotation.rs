@@ -122,11 +122,49 @@ async fn logout_through_a_grace_forward_ends_the_session<S: Store + Clone>(f: Fi
     );
 }
 
+/// A thief with a rotated-away cookie, inside its grace window, from another browser: the
+/// session is refused, and the response must not hand out the owner's current id (the
+/// grace forward's successor) — only remove the cookie.
+async fn a_refused_forward_never_reveals_the_successor<S: Store + Clone>(f: Fixture<S>) {
+    let key = Key::generate();
+    let app = common::app(common::layer(&f, &key, |b| {
+        b.token_rotation(EVERY).rotation_grace(GRACE)
+    }))
+    .await;
+    let mut owner = Client::new();
+    owner.post(&app, "/inc").await;
+    let stolen = owner.cookie.clone().unwrap();
+    f.clock.advance(EVERY + Duration::from_secs(1));
+    let current = token_of(&key, &owner.get(&app, "/count").await.set_cookie.unwrap());
+
+    let mut thief = Client::new();
+    thief.user_agent = "curl/8.0".into();
+    thief.cookie = Some(stolen);
+    for path in ["/count", "/public"] {
+        let reply = thief.clone().get(&app, path).await;
+        assert_eq!(reply.status.as_u16(), 200);
+        if let Some(cookie) = &reply.set_cookie {
+            assert_eq!(cookie.value(), "", "{path}: only a removal, never an id");
+        }
+    }
+    // Even a thief whose request stores something gets a fresh session of its own.
+    let reply = thief.clone().post(&app, "/inc").await;
+    assert_eq!(reply.body, "1");
+    let fresh = token_of(&key, &reply.set_cookie.unwrap());
+    assert_ne!(fresh, current);
+    assert_eq!(
+        owner.get(&app, "/count").await.body,
+        "1",
+        "the owner keeps theirs"
+    );
+}
+
 both_stores!(
     rotates_with_grace_then_old_id_stops_working,
     concurrent_rotations_converge_on_one_successor,
     renew_at_login_rotates_without_grace,
     logout_through_a_grace_forward_ends_the_session,
+    a_refused_forward_never_reveals_the_successor,
 );
 
 /// The test app over `f`'s store wrapped in a [`Held`], with rotation due: a session with
