@@ -1,16 +1,20 @@
-//! Stage 6: what the handler did to its `Session`, against what it was given.
-
-use std::collections::HashMap;
+//! Stage 6: what the handler did to its `Session` (and its flash messages), against what
+//! it was given.
 
 use actix_session::{SessionExt as _, SessionStatus};
 use actix_web::{HttpMessage as _, HttpRequest};
 use serde_json::value::RawValue;
 use session_core::{lifecycle::Handled, Changes, State, StoreError};
 
-use crate::{flash::FLASH_KEY, frame::Frame};
+use crate::{flash::FLASH_KEY, flash_message::FlashMessage, frame::Frame};
 
 /// How the handler left the session (`purge`, `renew`, changed, empty) and the keys it
 /// set or removed against `given` (the state it was handed, as stored).
+///
+/// Flash messages are kept out of the handler's `Session`; their key is worked out here
+/// from the frame: the pending ones stay unless a handler read them, and pushed ones are
+/// added. After a purge, only the messages pushed after it remain, and they are all of the
+/// fresh session's state.
 pub(crate) fn collect(
     req: &HttpRequest,
     given: Option<&State>,
@@ -18,50 +22,70 @@ pub(crate) fn collect(
     let session = req.get_session();
     let status = session.status();
     let purged = status == SessionStatus::Purged;
-    let in_session = session.entries();
-    let after_purge;
-    let (entries, given) = if purged {
-        // Nothing of the ended session carries over; flash messages pushed after the
-        // purge start a fresh one, so they are all of its state.
-        after_purge = flash_after_purge(req)?;
-        (&after_purge, None)
-    } else {
-        (&*in_session, given)
-    };
+    let given = if purged { None } else { given };
+    let entries = session.entries();
+    let extensions = req.extensions();
+    let frame = extensions.get::<Frame>();
+    let flash_enabled = frame.is_some_and(|frame| frame.flash_enabled);
+    let is_flash = |key: &str| flash_enabled && key == FLASH_KEY;
+
     let mut changes = Changes::new();
-    if let Some(given) = given {
-        for key in given.keys() {
-            if !entries.contains_key(key) {
-                changes.remove(key.clone());
+    let mut stored = 0;
+    if !purged {
+        if let Some(given) = given {
+            for key in given.keys() {
+                if !is_flash(key) && !entries.contains_key(key) {
+                    changes.remove(key.clone());
+                }
+            }
+        }
+        for (key, json) in entries.iter().filter(|(key, _)| !is_flash(key)) {
+            stored += 1;
+            let before = given.and_then(|given| given.get(key));
+            if before.is_none_or(|before| before.get() != json) {
+                let value = RawValue::from_string(json.clone()).map_err(StoreError::corrupt)?;
+                changes.set(key.clone(), value);
             }
         }
     }
-    for (key, json) in entries.iter() {
-        let before = given.and_then(|given| given.get(key));
-        if before.is_none_or(|before| before.get() != json) {
-            let value = RawValue::from_string(json.clone()).map_err(StoreError::corrupt)?;
-            changes.set(key.clone(), value);
+    if let Some(frame) = frame.filter(|frame| frame.flash_enabled) {
+        let pending = pending_flash(frame, purged);
+        let before = given.and_then(|given| given.get(FLASH_KEY));
+        if pending.is_empty() {
+            if before.is_some() {
+                changes.remove(FLASH_KEY.to_owned());
+            }
+        } else {
+            stored += 1;
+            let json = serde_json::to_string(&pending).map_err(StoreError::corrupt)?;
+            if before.is_none_or(|before| before.get() != json) {
+                let value = RawValue::from_string(json).map_err(StoreError::corrupt)?;
+                changes.set(FLASH_KEY.to_owned(), value);
+            }
         }
     }
     let handled = Handled {
         purged,
         renewed: status == SessionStatus::Renewed,
         changed: !changes.is_empty(),
-        empty: entries.is_empty(),
+        empty: stored == 0,
     };
     Ok((handled, changes))
 }
 
-/// The state a purged session leaves for its successor: the flash messages pushed after
-/// the purge, if any.
-fn flash_after_purge(req: &HttpRequest) -> Result<HashMap<String, String>, StoreError> {
-    let mut state = HashMap::new();
-    if let Some(frame) = req.extensions().get::<Frame>() {
-        if !frame.flash_after_purge.is_empty() {
-            let json =
-                serde_json::to_string(&frame.flash_after_purge).map_err(StoreError::corrupt)?;
-            state.insert(FLASH_KEY.to_owned(), json);
-        }
+/// The flash messages the session keeps after this request.
+fn pending_flash(frame: &Frame, purged: bool) -> Vec<&FlashMessage> {
+    if purged {
+        return frame.flash_after_purge.iter().collect();
     }
-    Ok(state)
+    let unshown = if frame.flash_shown {
+        &[][..]
+    } else {
+        &frame.incoming_flash[..]
+    };
+    unshown
+        .iter()
+        .chain(&frame.flash_pushed)
+        .chain(&frame.flash_after_purge)
+        .collect()
 }

@@ -2,7 +2,7 @@
 
 use std::{future::Future, pin::Pin};
 
-use actix_session::{Session, SessionExt, SessionStatus};
+use actix_session::{SessionExt, SessionStatus};
 use actix_web::{dev::Payload, error, FromRequest, HttpMessage as _, HttpRequest};
 
 use crate::{
@@ -15,9 +15,10 @@ pub const FLASH_KEY: &str = "__flash";
 
 /// Flash messages (the original utility's `integrate_flash`): an extractor.
 ///
-/// [`messages`](Self::messages) are those set by earlier requests; taking `Flash` removes
-/// them from the session, so each is read exactly once, by the first request whose handler
-/// takes `Flash` (requests that do not, such as API calls, leave them in place).
+/// [`messages`](Self::messages) are those set by earlier requests; reading them removes them
+/// from the session, so each is shown exactly once, by the first request whose handler
+/// reads them (requests that do not, such as API calls, or a handler that only pushes,
+/// leave them in place).
 /// [`push`](Self::push) queues a message for a later request (typically the page a
 /// redirect leads to). A message pushed after `session.purge()` (a logout's "you are signed
 /// out") is kept too: it starts a fresh session of its own, under a new id.
@@ -60,7 +61,6 @@ pub const FLASH_KEY: &str = "__flash";
 /// ```
 pub struct Flash {
     incoming: Vec<FlashMessage>,
-    session: Session,
     req: HttpRequest,
 }
 
@@ -73,9 +73,15 @@ impl std::fmt::Debug for Flash {
 }
 
 impl Flash {
-    /// The messages set by earlier requests.
+    /// The messages set by earlier requests. Reading them is showing them: they leave the
+    /// session when this request ends.
     #[must_use]
     pub fn messages(&self) -> &[FlashMessage] {
+        if !self.incoming.is_empty() {
+            if let Some(frame) = self.req.extensions_mut().get_mut::<Frame>() {
+                frame.flash_shown = true;
+            }
+        }
         &self.incoming
     }
 
@@ -83,26 +89,21 @@ impl Flash {
     ///
     /// # Errors
     ///
-    /// If the session cannot store it (pending messages that no longer decode are
-    /// replaced, not an error).
+    /// None today: the `Result` leaves room for a size limit on pending messages.
     pub fn push(&self, level: Level, text: impl Into<String>) -> Result<(), error::Error> {
         let message = FlashMessage {
             level,
             text: text.into(),
         };
-        if self.session.status() == SessionStatus::Purged {
-            // After a logout: the message starts a fresh session of its own.
-            if let Some(frame) = self.req.extensions_mut().get_mut::<Frame>() {
+        let purged = self.req.get_session().status() == SessionStatus::Purged;
+        if let Some(frame) = self.req.extensions_mut().get_mut::<Frame>() {
+            if purged {
+                // After a logout: the message starts a fresh session of its own.
                 frame.flash_after_purge.push(message);
+            } else {
+                frame.flash_pushed.push(message);
             }
-            return Ok(());
         }
-        let mut pending = match self.session.get::<Vec<FlashMessage>>(FLASH_KEY) {
-            Ok(pending) => pending.unwrap_or_default(),
-            Err(_) => Vec::new(),
-        };
-        pending.push(message);
-        self.session.insert(FLASH_KEY, pending)?;
         Ok(())
     }
 }
@@ -121,17 +122,9 @@ impl FromRequest for Flash {
                 ))
             }
         });
-        let result = incoming.map(|incoming| {
-            let session = req.get_session();
-            if !incoming.is_empty() {
-                // Taken: shown by this request, gone from the session.
-                session.remove(FLASH_KEY);
-            }
-            Self {
-                incoming,
-                session,
-                req: req.clone(),
-            }
+        let result = incoming.map(|incoming| Self {
+            incoming,
+            req: req.clone(),
         });
         Box::pin(async move { result })
     }

@@ -8,8 +8,12 @@ use crate::{flash_message::FlashMessage, info::SessionInfo};
 pub(crate) struct Frame {
     /// Whether flash messages are on.
     pub(crate) flash_enabled: bool,
-    /// The flash messages set by earlier requests, taken out of the session.
+    /// The flash messages set by earlier requests (kept out of the handler's `Session`).
     pub(crate) incoming_flash: Vec<FlashMessage>,
+    /// Whether a handler read `incoming_flash`: then they leave the session.
+    pub(crate) flash_shown: bool,
+    /// Messages pushed by this request, for a later one.
+    pub(crate) flash_pushed: Vec<FlashMessage>,
     /// Messages pushed after the handler purged the session (actix-session's `Session`
     /// takes nothing after a purge): they start a fresh session.
     pub(crate) flash_after_purge: Vec<FlashMessage>,

@@ -7,10 +7,11 @@ use session_core::Record;
 
 use crate::{flash::FLASH_KEY, frame::Frame, info::SessionInfo};
 
-/// Puts `given` (the continued session's record, if any) into the request's `Session`, and
-/// pending flash messages also into the [`Frame`]: they leave the session when a handler
-/// takes [`Flash`](crate::Flash), so each is shown once, and a request that does not show
-/// them (an API call, an asset) leaves them for the page that will.
+/// Puts `given` (the continued session's record, if any) into the request's `Session`, all
+/// but pending flash messages, which go to the [`Frame`]: they leave the session only when
+/// a handler reads them ([`Flash::messages`](crate::Flash::messages)), so each is shown once,
+/// and a request that does not show them (an API call, an asset) leaves them for the page
+/// that will ([`collect`](crate::collect) writes the outcome).
 pub(crate) fn hand_over(
     req: &ServiceRequest,
     given: Option<&Record>,
@@ -22,14 +23,11 @@ pub(crate) fn hand_over(
         let session = req.get_session();
         for (key, value) in &record.state {
             if flash_enabled && key == FLASH_KEY {
-                match serde_json::from_str(value.get()) {
-                    // They stay in the session until a handler takes `Flash`.
-                    Ok(messages) => incoming_flash = messages,
-                    Err(err) => {
-                        tracing::warn!(error = %err, "pending flash messages do not decode; dropped");
-                        continue;
-                    }
-                }
+                incoming_flash = serde_json::from_str(value.get()).unwrap_or_else(|err| {
+                    tracing::warn!(error = %err, "pending flash messages do not decode; dropped");
+                    Vec::new()
+                });
+                continue;
             }
             // A raw JSON value serializes as itself: the handler sees the stored text.
             if let Err(err) = session.insert(key.as_str(), value) {
@@ -40,6 +38,8 @@ pub(crate) fn hand_over(
     req.extensions_mut().insert(Frame {
         flash_enabled,
         incoming_flash,
+        flash_shown: false,
+        flash_pushed: Vec::new(),
         flash_after_purge: Vec::new(),
         info,
     });

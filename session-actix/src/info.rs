@@ -23,7 +23,7 @@ use crate::frame::Frame;
 /// async fn about(info: SessionInfo) -> String {
 ///     match info.start() {
 ///         SessionStart::New => "no session yet".to_owned(),
-///         SessionStart::Refused { reason } => format!("your session was refused: {reason}"),
+///         SessionStart::Refused { .. } => "your session was not accepted".to_owned(),
 ///         SessionStart::Continued { from, .. } => format!("session {}: {}", info.short_id().unwrap_or_default(), from.describe()),
 ///         _ => String::new(),
 ///     }
@@ -48,7 +48,9 @@ pub enum SessionStart {
     /// The presented session was refused (timed out, bound to another client, …): the
     /// handler starts empty, and a new id is issued if it writes.
     Refused {
-        /// Why, as in the layer's log (`"idle timeout"`, `"binding mismatch"`, …).
+        /// Why, as in the layer's log (`"idle timeout"`, `"binding mismatch"`, …). For
+        /// logs and metrics: do not show it to the client, to whom "binding mismatch" says
+        /// that a stolen cookie is live and what to imitate.
         reason: &'static str,
     },
     /// The presented session continues.

@@ -45,6 +45,23 @@ async fn requests_that_do_not_show_messages_leave_them<S: Store + Clone>(f: Fixt
     assert_eq!(client.get(&app, "/flash").await.body, "", "then gone");
 }
 
+/// Messages leave the session only when a handler reads them: not when it only pushes,
+/// and not when another extractor of the same handler fails before it runs.
+async fn only_reading_messages_removes_them<S: Store + Clone>(f: Fixture<S>) {
+    let key = Key::generate();
+    let app = common::app(common::layer(&f, &key, |b| b)).await;
+    let mut client = Client::new();
+    client.post(&app, "/flash").await;
+    assert_eq!(client.post(&app, "/flash/more").await.body, "queued");
+    let refused = client.get(&app, "/flash/strict?n=not-a-number").await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        client.get(&app, "/flash").await.body,
+        "success:saved|error:but mind the gap|info:and one more"
+    );
+    assert_eq!(client.get(&app, "/flash").await.body, "");
+}
+
 async fn disabled_flash_is_an_error<S: Store + Clone>(f: Fixture<S>) {
     let key = Key::generate();
     let app = common::app(common::layer(&f, &key, |b| b.integrate_flash(false))).await;
@@ -103,6 +120,7 @@ both_stores!(
     read_exactly_once_with_levels,
     disabled_flash_is_an_error,
     requests_that_do_not_show_messages_leave_them,
+    only_reading_messages_removes_them,
     a_flash_pushed_after_a_purge_reaches_the_next_page,
     a_plain_purge_leaves_no_session
 );

@@ -6,7 +6,7 @@ use actix_web::{error::ErrorInternalServerError, http::header, web, HttpResponse
 use example_support::{KeyView, SessionPanel, Tiers};
 use maud::{html, Markup, DOCTYPE};
 use serde::Deserialize;
-use session_actix::{Flash, FlashMessage, Level, Session, SessionInfo, Typed};
+use session_actix::{Flash, FlashMessage, Level, Session, SessionAccessor, SessionInfo, Typed};
 use session_core::SessionSchema as _;
 
 use crate::account::{safe_next, Account, SignedIn};
@@ -72,7 +72,7 @@ async fn signin_form(
                     input id="name" name="name" required maxlength="40" autocomplete="username" autofocus;
                     button type="submit" id="signin" { "Sign in" }
                 }
-                p class="hint" { "A demo: no password. A real app checks one here, then does exactly what follows." }
+                p class="hint" { "A demo: no password. A real app checks one at this point; the rest of the flow is the same." }
             }
         },
     ))
@@ -87,7 +87,6 @@ struct SignInForm {
 
 async fn signin(
     session: Session,
-    mut account: Typed<Account>,
     flash: Flash,
     form: web::Form<SignInForm>,
 ) -> actix_web::Result<HttpResponse> {
@@ -96,13 +95,22 @@ async fn signin(
         flash.push(Level::Error, "A name of 1 to 40 characters, please.")?;
         return Ok(see_other("/signin"));
     }
-    // A new id at every change of privilege: an id an attacker planted before the sign-in
-    // (session fixation) is worth nothing after it.
+    // (A real app checks the password here.)
+    // Nothing of the visitor's earlier session carries over to the account (another
+    // user's keys, if someone signs in over them), and a new id at every change of
+    // privilege: an id an attacker planted before the sign-in (session fixation) is worth
+    // nothing after it.
+    session.clear();
     session.renew();
-    account.user = name.to_owned();
-    account.signed_in_at = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |since| since.as_secs());
+    let account = Account {
+        user: name.to_owned(),
+        signed_in_at: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |since| since.as_secs()),
+    };
+    account
+        .save(&SessionAccessor(session))
+        .map_err(ErrorInternalServerError)?;
     flash.push(Level::Success, format!("Welcome, {name}!"))?;
     Ok(see_other(safe_next(
         form.next.as_deref().unwrap_or("/account"),

@@ -63,7 +63,7 @@ pub fn panel(
         .map(str::to_owned)
         .collect();
     if flash_shown {
-        // Shown once: not handing the messages on removes them from the session.
+        // Shown once: reading the messages removes them from the session.
         writes.push(session_actix::FLASH_KEY.to_owned());
     }
     Ok(SessionPanel::new(info, tiers, keys, writes))

@@ -72,12 +72,13 @@ impl SessionPanel {
                  something is written to it."
                     .to_owned(),
             ),
-            SessionStart::Refused { reason } => (
+            // The reason stays in the server's log: told to the client, it would tell
+            // someone presenting a stolen cookie that it is live, and what to imitate.
+            SessionStart::Refused { .. } => (
                 "refused",
-                format!(
-                    "The session your browser presented was refused ({reason}): this request \
-                     starts a fresh one."
-                ),
+                "The session your browser presented was not accepted (timed out, or not \
+                 this browser's): this request starts a fresh one."
+                    .to_owned(),
             ),
             SessionStart::Continued { from, forwarded } => {
                 let mut text = match from {

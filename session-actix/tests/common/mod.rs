@@ -136,6 +136,22 @@ pub async fn app<S: Store + Clone>(
                 }),
             )
             .route(
+                "/flash/more",
+                web::post().to(|flash: Flash| async move {
+                    flash.push(Level::Info, "and one more").unwrap();
+                    "queued"
+                }),
+            )
+            .route(
+                "/flash/strict",
+                web::get().to(
+                    |flash: Flash,
+                     query: web::Query<std::collections::HashMap<String, u32>>| async move {
+                        format!("{}:{}", flash.messages().len(), query.len())
+                    },
+                ),
+            )
+            .route(
                 "/signout",
                 web::post().to(|session: Session, flash: Flash| async move {
                     session.purge();

@@ -8,6 +8,7 @@ use std::{
     time::SystemTime,
 };
 
+use super::LoadedFrom;
 use crate::{
     store::{Durable, StaleMark},
     Cache, Record, Store, StoreError, TokenHash,
@@ -132,6 +133,11 @@ impl<S: Store> Store for Counted<S> {
     async fn load(&self, key: &TokenHash) -> Result<Option<Record>, StoreError> {
         bump(&self.counts.load);
         self.inner.load(key).await
+    }
+
+    async fn load_from(&self, key: &TokenHash) -> Result<(Option<Record>, LoadedFrom), StoreError> {
+        bump(&self.counts.load);
+        self.inner.load_from(key).await
     }
 
     async fn create(&self, key: &TokenHash, record: &Record) -> Result<bool, StoreError> {

@@ -10,6 +10,7 @@ use std::{
 
 use tokio::sync::Notify;
 
+use super::LoadedFrom;
 use crate::{
     store::{Durable, StaleMark},
     Record, Store, StoreError, TokenHash,
@@ -117,6 +118,12 @@ impl<S> Held<S> {
 impl<S: Store> Store for Held<S> {
     async fn load(&self, key: &TokenHash) -> Result<Option<Record>, StoreError> {
         let found = self.inner.load(key).await;
+        self.hold_if(AFTER_LOAD).await;
+        found
+    }
+
+    async fn load_from(&self, key: &TokenHash) -> Result<(Option<Record>, LoadedFrom), StoreError> {
+        let found = self.inner.load_from(key).await;
         self.hold_if(AFTER_LOAD).await;
         found
     }
