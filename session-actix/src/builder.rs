@@ -80,6 +80,7 @@ pub const DEFAULT_MAX_RECORD_BYTES: usize = 64 * 1024;
 pub struct SessionLayerBuilder<S> {
     backend: Backend<S>,
     key: Key,
+    previous_keys: Vec<Key>,
     cookie_name: String,
     cookie_secure: bool,
     cookie_http_only: bool,
@@ -114,6 +115,7 @@ impl<S: Store> SessionLayerBuilder<S> {
         Self {
             backend,
             key,
+            previous_keys: Vec::new(),
             cookie_name: "session".to_owned(),
             cookie_secure: true,
             cookie_http_only: true,
@@ -202,6 +204,27 @@ impl<S: Store> SessionLayerBuilder<S> {
     /// Default: on.
     pub fn check_user_agent(mut self, on: bool) -> Self {
         self.binding.check_user_agent = on;
+        self
+    }
+
+    /// Keys the layer used before its current one, newest first: key rotation without
+    /// ending sessions.
+    ///
+    /// A cookie made under a previous key is still accepted (so is a binding fingerprint
+    /// or a rotated id's successor derived from one), and its session moves at once to a
+    /// fresh id whose cookie, binding and successors are of the current key. The procedure:
+    ///
+    /// 1. Deploy the new key as the current one, the old one here, on every instance.
+    /// 2. Wait at least one [`idle_timeout`](Self::idle_timeout): every session still in
+    ///    use has made a request and moved to the new key.
+    /// 3. Deploy without the old key. Sessions that still used it (idle since before step
+    ///    1, and so expired by now unless the idle timeout is longer than the wait) start
+    ///    afresh; none other is affected.
+    ///
+    /// Each previous key costs nothing on requests under the current one, and one more
+    /// decryption attempt (and HMAC) on a cookie that no key opens.
+    pub fn previous_keys(mut self, keys: impl IntoIterator<Item = Key>) -> Self {
+        self.previous_keys = keys.into_iter().collect();
         self
     }
 
@@ -382,19 +405,29 @@ impl<S: Store> SessionLayerBuilder<S> {
             absolute_timeout: self.absolute_timeout,
             rotation,
         };
-        let sealer = CookieCodec::new(
-            &self.key,
-            &self.cookie_name,
-            if server_side { "id" } else { "data" },
-            self.content_security,
-        )
-        .into_sealer();
+        let kind = if server_side { "id" } else { "data" };
+        let sealer_of = |key: &Key| {
+            CookieCodec::new(key, &self.cookie_name, kind, self.content_security).into_sealer()
+        };
+        let sealer = sealer_of(&self.key);
+        let previous_sealers = self.previous_keys.iter().map(sealer_of).collect();
+        let previous_binding_keys = self
+            .previous_keys
+            .iter()
+            .map(|key| BindingKey::new(&derive_key(key, b"binding")))
+            .collect();
         let storage = match self.backend {
             Backend::Server(store) => Storage::Server(Sessions::new(
                 store,
                 SessionsConfig {
                     rotation: RotationKey::new(&derive_key(&self.key, b"rotation")),
-                    rotates: rotation.is_some(),
+                    previous_rotations: self
+                        .previous_keys
+                        .iter()
+                        .map(|key| RotationKey::new(&derive_key(key, b"rotation")))
+                        .collect(),
+                    // A session under a previous key rotates to the current one.
+                    rotates: rotation.is_some() || !self.previous_keys.is_empty(),
                     grace: self.rotation_grace,
                     idle_timeout: self.idle_timeout,
                     cleanup: CleanupPolicy::new(
@@ -430,7 +463,9 @@ impl<S: Store> SessionLayerBuilder<S> {
             trusted_proxies: self.trusted_proxies,
             forwarded_header: self.forwarded_header,
             binding_key: BindingKey::new(&derive_key(&self.key, b"binding")),
+            previous_binding_keys,
             sealer,
+            previous_sealers,
             clock: self.clock,
         };
         Ok(SessionLayer::from_parts(storage, settings))

@@ -19,15 +19,39 @@ pub(crate) fn fingerprint(req: &HttpRequest, settings: &Settings) -> Option<Stri
         .fingerprint(&settings.binding, ip, Some(user_agent))
 }
 
+/// How a client compares with the fingerprint its session was bound with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Binding {
+    /// It matches, under the current key.
+    Matches,
+    /// It matches under a previous key (key rotation).
+    MatchesPreviousKey,
+    /// It does not match.
+    Mismatch,
+}
+
 /// Whether the client matches the fingerprint its session was bound with (`None`: bound
 /// to nothing). A session without a fingerprint under a policy that binds does not match
 /// (fail closed).
-pub(crate) fn matches(req: &HttpRequest, settings: &Settings, stored: Option<&str>) -> bool {
+pub(crate) fn matches(req: &HttpRequest, settings: &Settings, stored: Option<&str>) -> Binding {
     // With binding off there are no inputs, and `matches` accepts only unbound sessions.
     let (ip, user_agent) = binding_inputs(req, settings).unwrap_or((None, &[]));
-    settings
+    let policy = &settings.binding;
+    if settings
         .binding_key
-        .matches(&settings.binding, ip, Some(user_agent), stored)
+        .matches(policy, ip, Some(user_agent), stored)
+    {
+        Binding::Matches
+    } else if stored.is_some()
+        && settings
+            .previous_binding_keys
+            .iter()
+            .any(|key| key.matches(policy, ip, Some(user_agent), stored))
+    {
+        Binding::MatchesPreviousKey
+    } else {
+        Binding::Mismatch
+    }
 }
 
 /// What the binding policy looks at: the client IP and the User-Agent, each only if bound.

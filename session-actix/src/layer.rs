@@ -145,16 +145,20 @@ where
 
             // 1. Find the session cookie and open it: a value that does not authenticate
             //    is no session, and never reaches a store.
+            //    A cookie of a previous key opens too, and is marked `stale`.
             let mut had_cookie = false;
-            let payload = request_cookie::values(req.headers(), &settings.cookie_name)
+            let opened = request_cookie::values(req.headers(), &settings.cookie_name)
                 .inspect(|_| had_cookie = true)
-                .find_map(|value| settings.sealer.open(value));
+                .find_map(|value| settings.open_cookie(value));
+            let stale = opened.as_ref().is_some_and(|(_, stale)| *stale);
 
             // 2. Load the session it names.
+            let payload = opened.map(|(payload, _)| payload);
             let found = load::load(&inner, payload).await.map_err(error::opaque)?;
 
-            // 3. Decide what the handler gets (timeouts, binding, rotation, refresh).
-            let presented = load::presented(&found, req.request(), settings, now);
+            // 3. Decide what the handler gets (timeouts, binding, rotation, refresh; a
+            //    session of a previous key rotates to the current one).
+            let presented = load::presented(&found, req.request(), settings, stale, now);
             let start = lifecycle::start(&settings.policy, presented);
             if let lifecycle::Start::Replace { reason, .. } = start {
                 tracing::warn!(

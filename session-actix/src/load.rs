@@ -137,6 +137,7 @@ pub(crate) fn presented(
     found: &Found,
     req: &HttpRequest,
     settings: &Settings,
+    stale_cookie: bool,
     now: SystemTime,
 ) -> Presented {
     let Some(record) = found.record() else {
@@ -147,12 +148,14 @@ pub(crate) fn presented(
         .token_issued_ms
         .and_then(|ms| SystemTime::UNIX_EPOCH.checked_add(Duration::from_millis(ms)))
         .unwrap_or(record.created_at);
+    let binding = client::matches(req, settings, record.meta.binding.as_deref());
     Presented::Session(Facts {
         now,
         created_at: record.created_at,
         expires_at: record.expires_at,
         issued_at,
-        binding_matches: client::matches(req, settings, record.meta.binding.as_deref()),
+        binding_matches: binding != client::Binding::Mismatch,
         forwarded: matches!(found, Found::Server(loaded) if loaded.forwarded()),
+        stale_key: stale_cookie || binding == client::Binding::MatchesPreviousKey,
     })
 }

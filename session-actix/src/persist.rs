@@ -50,8 +50,9 @@ pub(crate) async fn carry_out<S: Store>(
         return Ok(Issued::Keep);
     }
     let settings = &inner.settings;
+    // New ids are bound afresh, under the current key.
     let binding = || match plan.finish {
-        Finish::Create | Finish::Renew => client::fingerprint(req, settings),
+        Finish::Create | Finish::Renew | Finish::Rotate => client::fingerprint(req, settings),
         _ => None,
     };
     match &inner.storage {
@@ -105,8 +106,12 @@ pub(crate) async fn carry_out<S: Store>(
                     found.map(|found| {
                         let mut record = found.next_version();
                         record.expires_at = expires_at;
-                        if plan.finish == Finish::Renew {
-                            record.meta = Metadata::new_session(binding(), now);
+                        match plan.finish {
+                            Finish::Renew => record.meta = Metadata::new_session(binding(), now),
+                            // A cookie of a previous key: re-sealed, and bound, under the
+                            // current one.
+                            Finish::Rotate => record.meta.binding = binding(),
+                            _ => {}
                         }
                         record
                     })

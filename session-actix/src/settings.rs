@@ -27,10 +27,25 @@ pub(crate) struct Settings {
     pub(crate) forwarded_header: ForwardedHeader,
     pub(crate) binding_key: BindingKey,
     pub(crate) sealer: Sealer,
+    /// Sealers of previous keys (key rotation): they open cookies, never seal.
+    pub(crate) previous_sealers: Vec<Sealer>,
+    /// Binding keys of previous keys: their fingerprints still match.
+    pub(crate) previous_binding_keys: Vec<BindingKey>,
     pub(crate) clock: Arc<dyn Clock>,
 }
 
 impl Settings {
+    /// Opens a session cookie's value: its payload, and whether a previous key made it.
+    pub(crate) fn open_cookie(&self, value: &str) -> Option<(Vec<u8>, bool)> {
+        if let Some(payload) = self.sealer.open(value) {
+            return Some((payload, false));
+        }
+        self.previous_sealers
+            .iter()
+            .find_map(|sealer| sealer.open(value))
+            .map(|payload| (payload, true))
+    }
+
     /// Whether `ip` is one of the configured trusted proxies.
     pub(crate) fn is_trusted_proxy(&self, ip: IpAddr) -> bool {
         self.trusted_proxies.iter().any(|&(net, prefix)| {

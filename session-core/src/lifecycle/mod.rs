@@ -18,7 +18,7 @@
 //! | a live record | `now ≥ created + absolute_timeout` | `Replace`([`AbsoluteTimeout`](Refusal::AbsoluteTimeout), `End`) |
 //! | | `now ≥ expires_at` (idle) | `Replace`([`IdleTimeout`](Refusal::IdleTimeout), `End`) |
 //! | | the client does not match the binding | `Replace`([`BindingMismatch`](Refusal::BindingMismatch), [`Keep`](OldRecord::Keep)): presenting a stolen cookie must not end its owner's session |
-//! | | `now ≥ issued + rotation` | [`Continue`](Start::Continue) with `rotate` |
+//! | | `now ≥ issued + rotation`, or its cookie or binding is of a previous key | [`Continue`](Start::Continue) with `rotate` |
 //! | | `expires_at − now ≤ ¾ idle_timeout` | `Continue` with `refresh` |
 //! | | otherwise | `Continue` |
 //!
@@ -89,6 +89,9 @@ pub struct Facts {
     pub binding_matches: bool,
     /// Whether the id presented was rotated away and forwarded to its successor.
     pub forwarded: bool,
+    /// Whether the cookie or the binding was made under a previous key (key rotation):
+    /// the session moves to an id, cookie and binding of the current key now.
+    pub stale_key: bool,
 }
 
 /// What the request presented, for [`start`].
@@ -181,9 +184,10 @@ pub fn start(policy: &Policy, presented: Presented) -> Start {
     if !facts.binding_matches {
         return replace(Refusal::BindingMismatch, OldRecord::Keep);
     }
-    let rotate = policy
-        .rotation
-        .is_some_and(|every| now >= facts.issued_at + every);
+    let rotate = facts.stale_key
+        || policy
+            .rotation
+            .is_some_and(|every| now >= facts.issued_at + every);
     Start::Continue {
         rotate,
         refresh: !rotate && policy.refresh_due(facts.expires_at, now),

@@ -63,6 +63,7 @@ pub enum Outcome {
 pub struct Sessions<S> {
     store: Arc<S>,
     rotation: RotationKey,
+    previous_rotations: Vec<RotationKey>,
     rotates: bool,
     grace: Duration,
     idle_timeout: Duration,
@@ -85,6 +86,9 @@ impl<S> std::fmt::Debug for Sessions<S> {
 pub struct SessionsConfig {
     /// Derives successor ids.
     pub rotation: RotationKey,
+    /// The rotation keys of previous cookie keys (key rotation): successors they derived
+    /// are still followed and ended, never created.
+    pub previous_rotations: Vec<RotationKey>,
     /// Whether ids rotate at all (whether successors can exist).
     pub rotates: bool,
     /// How long a rotated-away id forwards to its successor.
@@ -104,6 +108,7 @@ impl<S: Store> Sessions<S> {
         Self {
             store,
             rotation: config.rotation,
+            previous_rotations: config.previous_rotations,
             rotates: config.rotates,
             grace: config.grace,
             idle_timeout: config.idle_timeout,
@@ -143,15 +148,31 @@ impl<S: Store> Sessions<S> {
                 }));
             };
             // A rotated-away id in its grace window: resolve to the successor, which must
-            // be the one this id derives (a forward elsewhere is never followed).
-            let next = self.rotation.successor(&current)?;
-            if next.hash() != successor {
+            // be the one this id derives, under the current key or a previous one (a
+            // forward elsewhere is never followed).
+            let Some(next) = self.successor_forwarded_to(&current, &successor)? else {
                 tracing::warn!(session = %key, "rotated session forwards to an unexpected id; new session");
                 return Ok(None);
-            }
+            };
             presented.get_or_insert(current);
             current = next;
             key = successor;
+        }
+        Ok(None)
+    }
+
+    /// The successor of `token` whose hash is `successor`, under the current rotation key
+    /// or a previous one; `None` if none derives it.
+    fn successor_forwarded_to(
+        &self,
+        token: &SessionToken,
+        successor: &TokenHash,
+    ) -> Result<Option<SessionToken>, SessionsError> {
+        for key in std::iter::once(&self.rotation).chain(&self.previous_rotations) {
+            let next = key.successor(token)?;
+            if next.hash() == *successor {
+                return Ok(Some(next));
+            }
         }
         Ok(None)
     }
@@ -220,7 +241,7 @@ impl<S: Store> Sessions<S> {
                 let Some(loaded) = loaded else {
                     return Ok(None);
                 };
-                self.rotate(loaded, changes, now).await.map(Some)
+                self.rotate(loaded, changes, binding, now).await.map(Some)
             }
             Finish::Create => {
                 if let (true, Some(loaded)) = (plan.end_old, &loaded) {
@@ -308,6 +329,7 @@ impl<S: Store> Sessions<S> {
         &self,
         loaded: Loaded,
         changes: Changes,
+        binding: Option<String>,
         now: SystemTime,
     ) -> Result<Outcome, SessionsError> {
         let expires_at = now + self.idle_timeout;
@@ -319,6 +341,9 @@ impl<S: Store> Sessions<S> {
         record.meta = loaded.record.meta.clone();
         record.meta.successor = None;
         record.meta.token_issued_ms = Some(unix_millis(now));
+        // Bound afresh under the current key (the same client matched to get here), so a
+        // session presented under a previous key survives that key's removal.
+        record.meta.binding = binding;
         self.check_size(&record)?;
         if self.store.create(&next_hash, &record).await? {
             let mut forward = Record::new(loaded.record.created_at, now + self.grace);
@@ -380,8 +405,11 @@ impl<S: Store> Sessions<S> {
         if !self.rotates {
             return self.store.delete(&token.hash()).await;
         }
-        for member in self.rotation.family(token)? {
-            self.store.delete(&member.hash()).await?;
+        self.store.delete(&token.hash()).await?;
+        for key in std::iter::once(&self.rotation).chain(&self.previous_rotations) {
+            for member in key.family(token)?.iter().skip(1) {
+                self.store.delete(&member.hash()).await?;
+            }
         }
         Ok(())
     }

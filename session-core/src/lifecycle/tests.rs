@@ -25,6 +25,7 @@ fn facts(age: Duration) -> Facts {
         issued_at: then,
         binding_matches: true,
         forwarded: false,
+        stale_key: false,
     }
 }
 
@@ -114,6 +115,35 @@ fn rotation_due_continues_with_rotate() {
         start(&never, Presented::Session(facts(15 * MIN))),
         cont(false, false, false),
         "a quarter of the idle timeout has not passed"
+    );
+}
+
+#[test]
+fn a_previous_key_rotates_at_once_even_without_periodic_rotation() {
+    let never = Policy {
+        rotation: None,
+        ..policy()
+    };
+    let stale = Facts {
+        stale_key: true,
+        ..facts(MIN)
+    };
+    for policy in [policy(), never] {
+        assert_eq!(
+            start(&policy, Presented::Session(stale)),
+            cont(true, false, false)
+        );
+    }
+    let refused = Facts {
+        binding_matches: false,
+        ..stale
+    };
+    assert!(
+        matches!(
+            start(&policy(), Presented::Session(refused)),
+            Start::Replace { .. }
+        ),
+        "a previous key does not excuse a binding mismatch"
     );
 }
 
