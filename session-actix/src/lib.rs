@@ -137,6 +137,7 @@ mod info;
 mod keys;
 mod layer;
 mod load;
+mod observe;
 mod persist;
 mod request_cookie;
 mod response;

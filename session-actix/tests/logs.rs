@@ -36,6 +36,7 @@ async fn no_session_id_in_any_log_line() {
     let writer = captured.clone();
     let subscriber = tracing_subscriber::fmt()
         .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
         .with_writer(move || writer.clone())
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
@@ -90,6 +91,12 @@ async fn no_session_id_in_any_log_line() {
     let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
     assert!(logs.contains("binding"), "the flow was logged: {logs}");
     assert!(logs.contains("corrupt"), "the flow was logged: {logs}");
+    let hash = tokens[0].hash();
+    let short = &hash.as_str()[..8];
+    assert!(
+        logs.contains(&format!("session{{session={short}}}")),
+        "events carry the request's span with the session's short hash: {logs}"
+    );
     for token in &tokens {
         assert!(
             !logs.contains(token.as_str()),

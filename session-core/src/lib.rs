@@ -87,6 +87,7 @@ pub mod lifecycle;
 pub mod record;
 pub mod schema;
 pub mod store;
+pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod token;

@@ -4,7 +4,7 @@ use std::{sync::Arc, time::Duration, time::SystemTime};
 
 use crate::{
     store::{Applied, CleanupPolicy, LoadedFrom, WriteQueue, MAX_UPDATE_ATTEMPTS},
-    Changes, Metadata, Record, SessionToken, Store, StoreError, TokenHash,
+    telemetry, Changes, Metadata, Record, SessionToken, Store, StoreError, TokenHash,
 };
 
 use super::{Finish, Plan, RotationKey};
@@ -218,6 +218,7 @@ impl<S: Store> Sessions<S> {
             Finish::End => {
                 if let Some(loaded) = &loaded {
                     self.end_family(loaded.held()).await?;
+                    telemetry::count(telemetry::ENDED);
                 }
                 Ok(Some(Outcome::Ended))
             }
@@ -246,11 +247,14 @@ impl<S: Store> Sessions<S> {
             Finish::Create => {
                 if let (true, Some(loaded)) = (plan.end_old, &loaded) {
                     self.end_family(loaded.held()).await?;
+                    telemetry::count(telemetry::ENDED);
                 }
                 let mut record = Record::new(now, expires_at);
                 changes.apply(&mut record.state);
                 record.meta = Metadata::new_session(binding, now);
-                self.create(&record).await.map(Some)
+                let outcome = self.create(&record).await?;
+                telemetry::count(telemetry::CREATED);
+                Ok(Some(outcome))
             }
             Finish::Renew => {
                 let Some(loaded) = loaded else {
@@ -262,6 +266,7 @@ impl<S: Store> Sessions<S> {
                 record.meta = Metadata::new_session(binding, now);
                 let outcome = self.create(&record).await?;
                 self.end_family(loaded.held()).await?;
+                telemetry::count(telemetry::RENEWED);
                 Ok(Some(outcome))
             }
         }
@@ -296,13 +301,27 @@ impl<S: Store> Sessions<S> {
                 if key == loaded_key {
                     return Ok(Outcome::Live(loaded_token, expires_at));
                 }
-                // Rotated meanwhile by another request: follow it to the successor's id.
-                let mut token = loaded_token;
-                for _ in 0..MAX_UPDATE_ATTEMPTS {
-                    if token.hash() == key {
-                        return Ok(Outcome::Live(token, expires_at));
+                // Rotated meanwhile by another request: follow it to the successor's id
+                // (derived under the current key, or a previous one on an instance that
+                // has not been given the new key yet).
+                // Previous keys only in the first steps, so the candidates stay few.
+                let mut tokens = vec![loaded_token];
+                for step in 0..MAX_UPDATE_ATTEMPTS {
+                    if let Some(token) = tokens.iter().find(|token| token.hash() == key) {
+                        return Ok(Outcome::Live(token.clone(), expires_at));
                     }
-                    token = self.rotation.successor(&token)?;
+                    let previous = if (step as usize) < RotationKey::FAMILY_SUCCESSORS {
+                        &self.previous_rotations[..]
+                    } else {
+                        &[]
+                    };
+                    let mut next = Vec::with_capacity(tokens.len() * (1 + previous.len()));
+                    for token in &tokens {
+                        for rotation in std::iter::once(&self.rotation).chain(previous) {
+                            next.push(rotation.successor(token)?);
+                        }
+                    }
+                    tokens = next;
                 }
                 // A forward to an id this layer did not derive: never hand it out.
                 Err(StoreError::corrupt(
@@ -355,6 +374,8 @@ impl<S: Store> Sessions<S> {
                 .await?
             {
                 tracing::debug!(session = %loaded.key, successor = %next_hash, "session id rotated");
+                telemetry::count(telemetry::ROTATIONS);
+                telemetry::record_bytes(crate::store::state_bytes(&record));
                 self.cleanup.after_write(self.store.as_ref()).await;
                 return Ok(Outcome::Live(next, expires_at));
             }
@@ -372,6 +393,7 @@ impl<S: Store> Sessions<S> {
         for _ in 0..CREATE_ATTEMPTS {
             let token = SessionToken::generate()?;
             if self.store.create(&token.hash(), record).await? {
+                telemetry::record_bytes(crate::store::state_bytes(record));
                 self.cleanup.after_write(self.store.as_ref()).await;
                 return Ok(Outcome::Live(token, record.expires_at));
             }

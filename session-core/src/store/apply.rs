@@ -91,6 +91,7 @@ pub async fn apply_changes_within<S: Store + ?Sized>(
             });
         }
         if store.update(&key, expected, &next).await? {
+            crate::telemetry::record_bytes(size);
             return Ok(Applied::Written { key, record: next });
         }
         match store.reload(&key).await? {

@@ -78,7 +78,9 @@ impl Breaker {
             .now_ms()
             .saturating_add(u64::try_from(backoff.as_millis()).unwrap_or(u64::MAX));
         self.due_ms.store(due, Ordering::SeqCst);
-        self.state.store(OPEN, Ordering::SeqCst);
+        if self.state.swap(OPEN, Ordering::SeqCst) == CLOSED {
+            crate::telemetry::count(crate::telemetry::CACHE_OUTAGES);
+        }
     }
 
     /// The cache answered a probe; repair comes next.

@@ -158,7 +158,11 @@ impl MemoryStore {
     pub fn insert_raw(&self, key: &TokenHash, bytes: &[u8], expires_at: SystemTime) {
         let kind = match Record::decode(bytes, expires_at) {
             Ok(record) => Kind::Live(Arc::new(record)),
-            Err(err) => Kind::Corrupt(Arc::from(err.to_string())),
+            // The cause alone: reading it back wraps it as `StoreError::Corrupt` again.
+            Err(err) => Kind::Corrupt(Arc::from(
+                std::error::Error::source(&err)
+                    .map_or_else(|| err.to_string(), ToString::to_string),
+            )),
         };
         self.cache.insert(
             key.clone(),

@@ -12,7 +12,7 @@ use super::{
     breaker::{Breaker, CacheState},
     Durable, LoadedFrom, StaleMark,
 };
-use crate::{Cache, Clock, Record, Store, StoreError, SystemClock, TokenHash};
+use crate::{telemetry, Cache, Clock, Record, Store, StoreError, SystemClock, TokenHash};
 
 /// A cache (Redis, [`MemoryStore`](crate::store::MemoryStore)) in front of a durable store
 /// (PostgreSQL, SQLite), behaving as one [`Store`].
@@ -379,8 +379,9 @@ impl<C: Cache, D: Durable> Inner<C, D> {
         });
     }
 
-    fn cache_failed(&self, op: &str, err: &StoreError) {
+    fn cache_failed(&self, op: &'static str, err: &StoreError) {
         self.errors.fetch_add(1, Ordering::Relaxed);
+        telemetry::count_with(telemetry::CACHE_ERRORS, "op", op);
         self.breaker.trip();
         tracing::warn!(op, error = %err, "session cache failed; skipping it until it answers again");
     }
@@ -457,6 +458,7 @@ impl<C: Cache, D: Durable> Inner<C, D> {
         }
         self.durable.clear_stale(mark).await?;
         self.repaired.fetch_add(1, Ordering::Relaxed);
+        telemetry::count(telemetry::CACHE_REPAIRED);
         Ok(())
     }
 
@@ -476,8 +478,9 @@ impl<C: Cache, D: Durable> Inner<C, D> {
     async fn mirror(&self, key: &TokenHash, mirror: Mirror<'_>) -> Result<(), StoreError> {
         if self.breaker.state() == CacheState::Open {
             self.skipped.fetch_add(1, Ordering::Relaxed);
+            telemetry::count(telemetry::CACHE_SKIPPED);
         } else {
-            match self.mirror_once(key, mirror).await {
+            match timed(CACHE, WRITE, self.mirror_once(key, mirror)).await {
                 Ok(()) => return Ok(()),
                 Err(err) => self.cache_failed("write", &err),
             }
@@ -493,12 +496,12 @@ impl<C: Cache, D: Durable> Inner<C, D> {
         Ok(())
     }
 
-    /// Puts what a durable read found into the cache (forward only), where trusted.
     /// Puts what the durable store answered into the cache (forward only); whether the
     /// cache answered.
     async fn refill(&self, key: &TokenHash, record: &Record) -> bool {
         if self.breaker.state() == CacheState::Open {
             self.skipped.fetch_add(1, Ordering::Relaxed);
+            telemetry::count(telemetry::CACHE_SKIPPED);
             false
         } else if let Err(err) = self.cache.put(key, record).await {
             // The cache did not change: nothing to repair.
@@ -508,6 +511,27 @@ impl<C: Cache, D: Durable> Inner<C, D> {
             true
         }
     }
+}
+
+/// Tier and operation labels of [`telemetry::STORE_DURATION`].
+const CACHE: &str = "cache";
+const DURABLE: &str = "durable";
+const LOAD: &str = "load";
+const WRITE: &str = "write";
+
+/// Runs one tier's operation, recording how long it took (and a durable failure).
+async fn timed<T>(
+    tier: &'static str,
+    op: &'static str,
+    operation: impl std::future::Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    let started = std::time::Instant::now();
+    let result = operation.await;
+    telemetry::tier_duration(tier, op, started.elapsed());
+    if tier == DURABLE && result.is_err() {
+        telemetry::count_with(telemetry::DURABLE_ERRORS, "op", op);
+    }
+    result
 }
 
 impl<C: Cache, D: Durable> Store for TieredStore<C, D> {
@@ -520,9 +544,10 @@ impl<C: Cache, D: Durable> Store for TieredStore<C, D> {
         let s = &*self.inner;
         let mut cache_answered = false;
         if s.breaker.state() == CacheState::Closed {
-            match s.cache.get(key).await {
+            match timed(CACHE, LOAD, s.cache.get(key)).await {
                 Ok(Some(record)) => {
                     s.hits.fetch_add(1, Ordering::Relaxed);
+                    telemetry::count(telemetry::CACHE_HITS);
                     return Ok((Some(record), LoadedFrom::Cache));
                 }
                 Ok(None) => cache_answered = true,
@@ -534,9 +559,11 @@ impl<C: Cache, D: Durable> Store for TieredStore<C, D> {
             }
         } else {
             s.skipped.fetch_add(1, Ordering::Relaxed);
+            telemetry::count(telemetry::CACHE_SKIPPED);
         }
         s.misses.fetch_add(1, Ordering::Relaxed);
-        let found = s.durable.load(key).await?;
+        telemetry::count(telemetry::CACHE_MISSES);
+        let found = timed(DURABLE, LOAD, s.durable.load(key)).await?;
         let mut from = LoadedFrom::Durable;
         if let Some(record) = &found {
             if s.refill(key, record).await && cache_answered {
@@ -559,7 +586,7 @@ impl<C: Cache, D: Durable> Store for TieredStore<C, D> {
     async fn create(&self, key: &TokenHash, record: &Record) -> Result<bool, StoreError> {
         self.ready().await;
         let s = &*self.inner;
-        if !s.durable.create(key, record).await? {
+        if !timed(DURABLE, WRITE, s.durable.create(key, record)).await? {
             return Ok(false);
         }
         s.mirror(key, Mirror::Put(record)).await?;
@@ -574,7 +601,7 @@ impl<C: Cache, D: Durable> Store for TieredStore<C, D> {
     ) -> Result<bool, StoreError> {
         self.ready().await;
         let s = &*self.inner;
-        match s.durable.update(key, expected, record).await {
+        match timed(DURABLE, WRITE, s.durable.update(key, expected, record)).await {
             Ok(true) => s.mirror(key, Mirror::Put(record)).await.map(|()| true),
             Ok(false) => Ok(false),
             Err(err) => {
@@ -590,7 +617,7 @@ impl<C: Cache, D: Durable> Store for TieredStore<C, D> {
     async fn touch(&self, key: &TokenHash, expires_at: SystemTime) -> Result<bool, StoreError> {
         self.ready().await;
         let s = &*self.inner;
-        let touched = s.durable.touch(key, expires_at).await?;
+        let touched = timed(DURABLE, WRITE, s.durable.touch(key, expires_at)).await?;
         // A cache entry that keeps its older expiry only expires sooner: nothing to repair.
         if touched && s.breaker.state() != CacheState::Open {
             if let Err(err) = Cache::touch(&s.cache, key, expires_at).await {
@@ -603,7 +630,7 @@ impl<C: Cache, D: Durable> Store for TieredStore<C, D> {
     async fn delete(&self, key: &TokenHash) -> Result<(), StoreError> {
         self.ready().await;
         let s = &*self.inner;
-        if let Err(err) = s.durable.delete(key).await {
+        if let Err(err) = timed(DURABLE, WRITE, s.durable.delete(key)).await {
             // It may have been applied: the cached copy is not to be trusted.
             if s.breaker.state() != CacheState::Open {
                 let _ = s.mirror_once(key, Mirror::Invalidate).await;

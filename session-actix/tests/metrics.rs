@@ -1,0 +1,137 @@
+//! The metrics of a scripted sequence, read through `metrics-util`'s debugging recorder
+//! (installed for this test binary alone).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
+mod common;
+
+use std::{collections::HashMap, time::Duration};
+
+use actix_web::cookie::Key;
+use common::{token_of, Client};
+use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
+use session_core::{telemetry, Store};
+
+/// `name{label=value}` → count (counters) or number of samples (histograms), since the
+/// last call.
+fn take(snapshotter: &Snapshotter) -> HashMap<String, u64> {
+    snapshotter
+        .snapshot()
+        .into_vec()
+        .into_iter()
+        .map(|(key, _, _, value)| {
+            let key = key.key();
+            let labels: Vec<String> = key
+                .labels()
+                .map(|l| format!("{}={}", l.key(), l.value()))
+                .collect();
+            let name = if labels.is_empty() {
+                key.name().to_owned()
+            } else {
+                format!("{}{{{}}}", key.name(), labels.join(","))
+            };
+            let n = match value {
+                DebugValue::Counter(n) => n,
+                DebugValue::Histogram(samples) => samples.len() as u64,
+                DebugValue::Gauge(_) => 0,
+            };
+            (name, n)
+        })
+        .filter(|(_, n)| *n > 0)
+        .collect()
+}
+
+fn expect(got: &HashMap<String, u64>, wanted: &[(&str, u64)]) {
+    let wanted: HashMap<String, u64> = wanted.iter().map(|(k, n)| ((*k).to_owned(), *n)).collect();
+    assert_eq!(got, &wanted);
+}
+
+#[actix_web::test]
+async fn a_scripted_sequence_counts_what_happened() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    recorder.install().unwrap();
+
+    // The layer's own metrics, on the memory store.
+    let f = common::memory().await.unwrap();
+    let key = Key::generate();
+    let every = Duration::from_secs(300);
+    let app = common::app(common::layer(&f, &key, |b| b.token_rotation(every))).await;
+    let mut client = Client::new();
+    client.get(&app, "/count").await;
+    expect(
+        &take(&snapshotter),
+        &[("session_started_total{start=new}", 1)],
+    );
+
+    client.post(&app, "/inc").await;
+    expect(
+        &take(&snapshotter),
+        &[
+            ("session_started_total{start=new}", 1),
+            (telemetry::CREATED, 1),
+            (telemetry::RECORD_BYTES, 1),
+        ],
+    );
+
+    let mut thief = client.clone();
+    thief.user_agent = "curl/8.0".into();
+    thief.get(&app, "/count").await;
+    client.post(&app, "/inc").await;
+    expect(
+        &take(&snapshotter),
+        &[
+            ("session_started_total{start=refused}", 1),
+            ("session_refused_total{reason=binding_mismatch}", 1),
+            ("session_started_total{start=continued}", 1),
+            (telemetry::RECORD_BYTES, 1),
+        ],
+    );
+
+    let old = client.clone();
+    f.clock.advance(every + Duration::from_secs(1));
+    client.get(&app, "/count").await;
+    let mut laggard = old;
+    laggard.get(&app, "/count").await;
+    expect(
+        &take(&snapshotter),
+        &[
+            ("session_started_total{start=continued}", 2),
+            (telemetry::ROTATIONS, 1),
+            (telemetry::RECORD_BYTES, 1),
+            (telemetry::GRACE_FORWARDS, 1),
+        ],
+    );
+
+    client.post(&app, "/logout").await;
+    expect(
+        &take(&snapshotter),
+        &[
+            ("session_started_total{start=continued}", 1),
+            (telemetry::ENDED, 1),
+        ],
+    );
+
+    // The tiered store's: hits, misses, the refill, and each tier's latency.
+    let Some(f) = common::tiered().await else {
+        return;
+    };
+    let app = common::app(common::layer(&f, &key, |b| b)).await;
+    let mut client = Client::new();
+    client.post(&app, "/inc").await;
+    take(&snapshotter);
+    client.get(&app, "/count").await;
+    let hash = token_of(&key, client.cookie.as_ref().unwrap()).hash();
+    f.store.cache().inner().delete(&hash).await.unwrap();
+    client.get(&app, "/count").await;
+    let got = take(&snapshotter);
+    for (name, n) in [
+        ("session_started_total{start=continued}", 2),
+        (telemetry::CACHE_HITS, 1),
+        (telemetry::CACHE_MISSES, 1),
+        ("session_store_duration_seconds{tier=cache,op=load}", 2),
+        ("session_store_duration_seconds{tier=durable,op=load}", 1),
+    ] {
+        assert_eq!(got.get(name), Some(&n), "{name}: {got:?}");
+    }
+    assert!(!got.contains_key(telemetry::CACHE_ERRORS), "{got:?}");
+}
