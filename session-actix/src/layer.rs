@@ -1,5 +1,5 @@
 //! [`SessionLayer`] and the middleware it installs. One request through it, top to bottom,
-//! is [`SessionMiddleware::call`]: every stage is a function of its own module.
+//! is `handle`: every stage is a function of its own module.
 
 use std::{future::Future, pin::Pin, rc::Rc, sync::Arc};
 
@@ -139,73 +139,79 @@ where
     actix_web::dev::forward_ready!(service);
 
     fn call(&self, req: ServiceRequest) -> Self::Future {
-        let service = Rc::clone(&self.service);
-        let inner = Arc::clone(&self.inner);
-        // One span per request, naming the session by its short hash once it is loaded.
-        let span = tracing::info_span!("session", session = tracing::field::Empty);
-        Box::pin(
-            async move {
-                let settings = &inner.settings;
-                let now = settings.clock.now();
-
-                // 1. Find the session cookie and open it: a value that does not authenticate
-                //    is no session, and never reaches a store.
-                //    A cookie of a previous key opens too, and is marked `stale`.
-                let mut had_cookie = false;
-                let opened = request_cookie::values(req.headers(), &settings.cookie_name)
-                    .inspect(|_| had_cookie = true)
-                    .find_map(|value| settings.open_cookie(value));
-                let stale = opened.as_ref().is_some_and(|(_, stale)| *stale);
-
-                // 2. Load the session it names.
-                let payload = opened.map(|(payload, _)| payload);
-                let found = load::load(&inner, payload).await.map_err(error::opaque)?;
-
-                // 3. Decide what the handler gets (timeouts, binding, rotation, refresh; a
-                //    session of a previous key rotates to the current one).
-                let presented = load::presented(&found, req.request(), settings, stale, now);
-                let start = lifecycle::start(&settings.policy, presented);
-                if let load::Found::Server(loaded) = &found {
-                    let span = tracing::Span::current();
-                    if !span.is_disabled() {
-                        span.record("session", tracing::field::display(ShortId::of(&loaded.key)));
-                    }
-                }
-                observe::started(start);
-
-                // 4. Hand the state to actix-session's `Session` (and flash messages to `Flash`).
-                let given = found.given(start);
-                let info = found.info(start, settings);
-                handoff::hand_over(&req, given, settings.integrate_flash, info);
-
-                // 5. Run the handler.
-                let mut res = service.call(req).await?;
-
-                // 6. Collect what it did to the session.
-                let (handled, changes) =
-                    collect::collect(res.request(), given.map(|record| &record.state))
-                        .map_err(error::opaque)?;
-
-                // 7. Plan the writes and carry them out.
-                let plan = lifecycle::finish(start, handled, settings.persistent_cookie);
-                let continues = matches!(start, lifecycle::Start::Continue { .. });
-                let issued = persist::carry_out(
-                    &inner,
-                    &plan,
-                    found,
-                    continues,
-                    changes,
-                    res.request(),
-                    now,
-                )
-                .await
-                .map_err(error::opaque)?;
-
-                // 8. Set or remove the cookie; mark the response private to the session.
-                response::finish(&mut res, settings, issued, had_cookie, now);
-                Ok(res)
-            }
-            .instrument(span),
-        )
+        let (service, inner) = (Rc::clone(&self.service), Arc::clone(&self.inner));
+        // One span per request, naming the session by its short hash once it is loaded;
+        // nothing at all (not even the `log` fallback) when no subscriber wants it. Each
+        // future is built in its box: a large future moved between is a large copy.
+        if tracing::level_enabled!(tracing::Level::INFO) {
+            let span = tracing::info_span!("session", session = tracing::field::Empty);
+            Box::pin(handle(service, inner, req).instrument(span))
+        } else {
+            Box::pin(handle(service, inner, req))
+        }
     }
+}
+
+/// One request through the layer, top to bottom: every stage is a function of its own
+/// module.
+async fn handle<Svc, S, B>(
+    service: Rc<Svc>,
+    inner: Arc<Shared<S>>,
+    req: ServiceRequest,
+) -> Result<ServiceResponse<B>, Error>
+where
+    S: Store,
+    Svc: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
+    B: MessageBody + 'static,
+{
+    let settings = &inner.settings;
+    let now = settings.clock.now();
+
+    // 1. Find the session cookie and open it: a value that does not authenticate
+    //    is no session, and never reaches a store.
+    //    A cookie of a previous key opens too, and is marked `stale`.
+    let mut had_cookie = false;
+    let opened = request_cookie::values(req.headers(), &settings.cookie_name)
+        .inspect(|_| had_cookie = true)
+        .find_map(|value| settings.open_cookie(value));
+    let stale = opened.as_ref().is_some_and(|(_, stale)| *stale);
+
+    // 2. Load the session it names.
+    let payload = opened.map(|(payload, _)| payload);
+    let found = load::load(&inner, payload).await.map_err(error::opaque)?;
+
+    // 3. Decide what the handler gets (timeouts, binding, rotation, refresh; a
+    //    session of a previous key rotates to the current one).
+    let presented = load::presented(&found, req.request(), settings, stale, now);
+    let start = lifecycle::start(&settings.policy, presented);
+    if let load::Found::Server(loaded) = &found {
+        let span = tracing::Span::current();
+        if !span.is_disabled() {
+            span.record("session", tracing::field::display(ShortId::of(&loaded.key)));
+        }
+    }
+    observe::started(start);
+
+    // 4. Hand the state to actix-session's `Session` (and flash messages to `Flash`).
+    let given = found.given(start);
+    let info = found.info(start, settings);
+    handoff::hand_over(&req, given, settings.integrate_flash, info);
+
+    // 5. Run the handler.
+    let mut res = service.call(req).await?;
+
+    // 6. Collect what it did to the session.
+    let (handled, changes) = collect::collect(res.request(), given.map(|record| &record.state))
+        .map_err(error::opaque)?;
+
+    // 7. Plan the writes and carry them out.
+    let plan = lifecycle::finish(start, handled, settings.persistent_cookie);
+    let continues = matches!(start, lifecycle::Start::Continue { .. });
+    let issued = persist::carry_out(&inner, &plan, found, continues, changes, res.request(), now)
+        .await
+        .map_err(error::opaque)?;
+
+    // 8. Set or remove the cookie; mark the response private to the session.
+    response::finish(&mut res, settings, issued, had_cookie, now);
+    Ok(res)
 }

@@ -6,18 +6,18 @@ use session_core::{
     telemetry,
 };
 
-/// Counts how the request's session began, and logs a refusal (never with the id).
+/// Counts the rare starts (refusals, grace forwards), and logs a refusal (never with the
+/// id). The common ones cost nothing: requests are counted by HTTP metrics already.
 pub(crate) fn started(start: Start) {
     match start {
-        Start::New => telemetry::count_with(telemetry::STARTED, "start", "new"),
-        Start::Continue { forwarded, .. } => {
-            telemetry::count_with(telemetry::STARTED, "start", "continued");
-            if forwarded {
-                telemetry::count(telemetry::GRACE_FORWARDS);
-            }
-        }
+        Start::New
+        | Start::Continue {
+            forwarded: false, ..
+        } => {}
+        Start::Continue {
+            forwarded: true, ..
+        } => telemetry::count(telemetry::GRACE_FORWARDS),
         Start::Replace { reason, .. } => {
-            telemetry::count_with(telemetry::STARTED, "start", "refused");
             telemetry::count_with(telemetry::REFUSED, "reason", label(reason));
             tracing::warn!(
                 reason = reason.as_str(),

@@ -12,7 +12,6 @@
 //! | `session_cache_repaired_total` | counter | | keys refreshed from the durable repair log |
 //! | `session_durable_errors_total` | counter | `op` | durable store operations that failed |
 //! | `session_store_duration_seconds` | histogram | `tier` (`cache`, `durable`), `op` (`load`, `write`) | how long each tier took |
-//! | `session_started_total` | counter | `start` (`new`, `continued`, `refused`) | requests, by how their session began |
 //! | `session_refused_total` | counter | `reason` (`idle_timeout`, `absolute_timeout`, `binding_mismatch`, `unreadable`) | presented sessions not accepted |
 //! | `session_grace_forwards_total` | counter | | rotated-away ids presented inside their grace window |
 //! | `session_rotations_total` | counter | | ids rotated (periodic, or to a new cookie key) |
@@ -45,8 +44,6 @@ pub const CACHE_REPAIRED: &str = "session_cache_repaired_total";
 pub const DURABLE_ERRORS: &str = "session_durable_errors_total";
 /// Latency per tier and operation.
 pub const STORE_DURATION: &str = "session_store_duration_seconds";
-/// Requests by how their session began.
-pub const STARTED: &str = "session_started_total";
 /// Refused sessions, by `reason`.
 pub const REFUSED: &str = "session_refused_total";
 /// Rotated-away ids presented in their grace window.
