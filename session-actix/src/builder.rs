@@ -9,7 +9,7 @@ use actix_web::cookie::{Key, SameSite};
 use session_core::{
     binding::{BindingKey, BindingPolicy},
     client_ip::ForwardedHeader,
-    lifecycle::{Policy, RotationKey, Sessions, SessionsConfig},
+    lifecycle::{Policy, RotationKey, Sessions, SessionsConfig, TheftResponse},
     store::CleanupPolicy,
     Clock, Store, SystemClock,
 };
@@ -99,6 +99,7 @@ pub struct SessionLayerBuilder<S> {
     trusted_proxies: Vec<(IpAddr, u8)>,
     forwarded_header: ForwardedHeader,
     max_record_bytes: usize,
+    theft: TheftResponse,
     clock: Arc<dyn Clock>,
 }
 
@@ -137,6 +138,7 @@ impl<S: Store> SessionLayerBuilder<S> {
             trusted_proxies: Vec::new(),
             forwarded_header: ForwardedHeader::default(),
             max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
+            theft: TheftResponse::Log,
             clock: Arc::new(SystemClock),
         }
     }
@@ -204,6 +206,16 @@ impl<S: Store> SessionLayerBuilder<S> {
     /// Default: on.
     pub fn check_user_agent(mut self, on: bool) -> Self {
         self.binding.check_user_agent = on;
+        self
+    }
+
+    /// What a likely theft does besides refusing the request: a client that does not
+    /// match the session's binding, or a rotated-away id presented after its grace window.
+    /// [`TheftResponse::Log`] (default) logs and counts it; [`TheftResponse::Revoke`] also
+    /// ends the owner's session (the whole rotation family), so a stolen cookie is worth
+    /// nothing once the theft shows, at the cost of signing the owner out on a false alarm.
+    pub fn theft_response(mut self, response: TheftResponse) -> Self {
+        self.theft = response;
         self
     }
 
@@ -404,6 +416,7 @@ impl<S: Store> SessionLayerBuilder<S> {
             idle_timeout: self.idle_timeout,
             absolute_timeout: self.absolute_timeout,
             rotation,
+            theft: self.theft,
         };
         let kind = if server_side { "id" } else { "data" };
         let sealer_of = |key: &Key| {
@@ -435,6 +448,7 @@ impl<S: Store> SessionLayerBuilder<S> {
                         session_core::store::DEFAULT_CLEANUP_BATCH_SIZE,
                     ),
                     max_record_bytes: self.max_record_bytes,
+                    theft: self.theft,
                 },
             )),
             Backend::Cookie => Storage::Cookie,

@@ -178,7 +178,9 @@ where
 
     // 2. Load the session it names.
     let payload = opened.map(|(payload, _)| payload);
-    let found = load::load(&inner, payload).await.map_err(error::opaque)?;
+    let found = load::load(&inner, payload, now)
+        .await
+        .map_err(error::opaque)?;
 
     // 3. Decide what the handler gets (timeouts, binding, rotation, refresh; a
     //    session of a previous key rotates to the current one).

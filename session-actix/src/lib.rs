@@ -158,6 +158,7 @@ pub use info::{CookieInfo, SessionInfo, SessionStart, ShortId};
 pub use layer::{SessionLayer, SessionMiddleware};
 pub use seal::SealError;
 pub use session_core::client_ip::ForwardedHeader;
+pub use session_core::lifecycle::TheftResponse;
 pub use storage::CookieOnly;
 #[allow(deprecated)]
 pub use typed::TypedSession;

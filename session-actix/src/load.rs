@@ -87,6 +87,7 @@ impl Found {
 pub(crate) async fn load<S: Store>(
     inner: &Shared<S>,
     payload: Option<Vec<u8>>,
+    now: SystemTime,
 ) -> Result<Found, StoreError> {
     let Some(payload) = payload else {
         return Ok(Found::Nothing);
@@ -99,7 +100,7 @@ pub(crate) async fn load<S: Store>(
             };
             let token = SessionToken::from_bytes(&bytes);
             Ok(sessions
-                .load(token)
+                .load(token, now)
                 .await?
                 .map_or(Found::Nothing, Found::Server))
         }

@@ -2,7 +2,7 @@
 //! and the layer's metrics ([`session_core::telemetry`] has the names).
 
 use session_core::{
-    lifecycle::{Refusal, Start},
+    lifecycle::{OldRecord, Refusal, Start},
     telemetry,
 };
 
@@ -17,8 +17,14 @@ pub(crate) fn started(start: Start) {
         Start::Continue {
             forwarded: true, ..
         } => telemetry::count(telemetry::GRACE_FORWARDS),
-        Start::Replace { reason, .. } => {
+        Start::Replace { reason, old } => {
             telemetry::count_with(telemetry::REFUSED, "reason", label(reason));
+            if reason == Refusal::BindingMismatch {
+                telemetry::count_with(telemetry::THEFT_SIGNALS, "kind", "binding_mismatch");
+                if old == OldRecord::End {
+                    telemetry::count(telemetry::REVOCATIONS);
+                }
+            }
             tracing::warn!(
                 reason = reason.as_str(),
                 "session refused; continuing with a fresh session"

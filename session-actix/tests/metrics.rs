@@ -74,6 +74,7 @@ async fn a_scripted_sequence_counts_what_happened() {
         &take(&snapshotter),
         &[
             ("session_refused_total{reason=binding_mismatch}", 1),
+            ("session_theft_signals_total{kind=binding_mismatch}", 1),
             (telemetry::RECORD_BYTES, 1),
         ],
     );

@@ -79,6 +79,12 @@ pub struct Metadata {
     /// only forwards to the successor until it expires (the grace window).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub successor: Option<String>,
+    /// On a rotated-away record: until when (milliseconds since the Unix epoch) the
+    /// successor is followed. The record outlives that grace window as a marker, so that
+    /// presenting the old id later is recognised as a replay (a likely theft). `None` on
+    /// records of earlier releases, which expire with their grace window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forward_until_ms: Option<u64>,
 }
 
 impl Metadata {
@@ -90,6 +96,7 @@ impl Metadata {
             binding,
             token_issued_ms: Some(crate::lifecycle::unix_millis(now)),
             successor: None,
+            forward_until_ms: None,
         }
     }
 

@@ -19,6 +19,8 @@
 //! | `session_renewed_total` | counter | | sessions moved to a fresh id by `renew()` |
 //! | `session_ended_total` | counter | | sessions ended (`purge()`, a logout, a refused session's family) |
 //! | `session_record_bytes` | histogram | | size of each state written (keys and JSON values) |
+//! | `session_theft_signals_total` | counter | `kind` (`replayed_id`, `binding_mismatch`) | likely thefts: a rotated-away id presented after its grace window, a client that does not match the binding |
+//! | `session_revocations_total` | counter | | sessions ended because of a theft signal (`TheftResponse::Revoke`) |
 //!
 //! The session layer also opens a `tracing` span named `session` per request, with the
 //! session's short hash (`session = "3fd55f59"`, the start of the SHA-256 of its id), never
@@ -58,6 +60,10 @@ pub const RENEWED: &str = "session_renewed_total";
 pub const ENDED: &str = "session_ended_total";
 /// Size of written states.
 pub const RECORD_BYTES: &str = "session_record_bytes";
+/// Likely thefts, by `kind`.
+pub const THEFT_SIGNALS: &str = "session_theft_signals_total";
+/// Sessions ended because of a theft signal.
+pub const REVOCATIONS: &str = "session_revocations_total";
 
 /// Adds one to the counter `name`.
 pub fn count(name: &'static str) {

@@ -17,7 +17,7 @@
 //! | a record that cannot be checked (its metadata does not decode) | – | [`Replace`](Start::Replace) ([`Unreadable`](Refusal::Unreadable), [`End`](OldRecord::End)) |
 //! | a live record | `now ≥ created + absolute_timeout` | `Replace`([`AbsoluteTimeout`](Refusal::AbsoluteTimeout), `End`) |
 //! | | `now ≥ expires_at` (idle) | `Replace`([`IdleTimeout`](Refusal::IdleTimeout), `End`) |
-//! | | the client does not match the binding | `Replace`([`BindingMismatch`](Refusal::BindingMismatch), [`Keep`](OldRecord::Keep)): presenting a stolen cookie must not end its owner's session |
+//! | | the client does not match the binding | `Replace`([`BindingMismatch`](Refusal::BindingMismatch), [`Keep`](OldRecord::Keep)): presenting a stolen cookie must not end its owner's session; with [`TheftResponse::Revoke`], [`End`](OldRecord::End) |
 //! | | `now ≥ issued + rotation`, or its cookie or binding is of a previous key | [`Continue`](Start::Continue) with `rotate` |
 //! | | `expires_at − now ≤ ¾ idle_timeout` | `Continue` with `refresh` |
 //! | | otherwise | `Continue` |
@@ -60,6 +60,26 @@ pub struct Policy {
     pub absolute_timeout: Option<Duration>,
     /// How often the id rotates; `None` for never.
     pub rotation: Option<Duration>,
+    /// What a likely theft (a binding mismatch; a rotated-away id replayed after its
+    /// grace window) does besides refusing the request.
+    pub theft: TheftResponse,
+}
+
+/// What a likely theft of a session does, besides refusing the request that showed it: a
+/// client that does not match the session's binding, or an id that was rotated away and is
+/// presented after its grace window (the refresh-token reuse detection of the OAuth 2.0
+/// Security BCP). Both are counted (`session_theft_signals_total`) and logged, without
+/// the id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum TheftResponse {
+    /// Log and count; the owner's session is untouched (a false alarm costs nothing).
+    #[default]
+    Log,
+    /// Also end the owner's session, the whole rotation family (counted in
+    /// `session_revocations_total`): whoever holds the stolen id, and the owner, start
+    /// afresh; the owner signs in again.
+    Revoke,
 }
 
 impl Policy {
@@ -182,7 +202,13 @@ pub fn start(policy: &Policy, presented: Presented) -> Start {
         return replace(Refusal::IdleTimeout, OldRecord::End);
     }
     if !facts.binding_matches {
-        return replace(Refusal::BindingMismatch, OldRecord::Keep);
+        // Presenting a stolen cookie must not end its owner's session, unless the policy
+        // says a likely theft should.
+        let old = match policy.theft {
+            TheftResponse::Revoke => OldRecord::End,
+            TheftResponse::Log => OldRecord::Keep,
+        };
+        return replace(Refusal::BindingMismatch, old);
     }
     let rotate = facts.stale_key
         || policy

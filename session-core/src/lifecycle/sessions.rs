@@ -7,7 +7,10 @@ use crate::{
     telemetry, Changes, Metadata, Record, SessionToken, Store, StoreError, TokenHash,
 };
 
-use super::{Finish, Plan, RotationKey};
+use super::{Finish, Plan, RotationKey, TheftResponse};
+
+/// How many rotated-away records a revocation follows at most.
+const MAX_REVOKED_CHAIN: usize = 64;
 
 /// How many fresh ids to try when one collides with an existing session.
 const CREATE_ATTEMPTS: usize = 3;
@@ -70,6 +73,7 @@ pub struct Sessions<S> {
     queue: WriteQueue,
     cleanup: CleanupPolicy,
     max_record_bytes: usize,
+    theft: TheftResponse,
 }
 
 impl<S> std::fmt::Debug for Sessions<S> {
@@ -99,6 +103,8 @@ pub struct SessionsConfig {
     pub cleanup: CleanupPolicy,
     /// The largest state stored, in bytes of keys and JSON values.
     pub max_record_bytes: usize,
+    /// What a rotated-away id replayed after its grace window does.
+    pub theft: TheftResponse,
 }
 
 impl<S: Store> Sessions<S> {
@@ -115,6 +121,7 @@ impl<S: Store> Sessions<S> {
             queue: WriteQueue::default().max_record_bytes(config.max_record_bytes),
             cleanup: config.cleanup,
             max_record_bytes: config.max_record_bytes,
+            theft: config.theft,
         }
     }
 
@@ -124,13 +131,20 @@ impl<S: Store> Sessions<S> {
         &self.store
     }
 
-    /// Loads the session `token` names, following a grace forward to its successor. `None`
-    /// for no live session; a corrupt record is deleted and reads as `None`.
+    /// Loads the session `token` names at `now`, following a grace forward to its
+    /// successor. `None` for no live session; a corrupt record is deleted and reads as
+    /// `None`. A rotated-away id presented after its grace window is a likely theft: it
+    /// reads as `None`, is logged and counted, and with [`TheftResponse::Revoke`] ends the
+    /// session it was rotated to.
     ///
     /// # Errors
     ///
     /// The store's, other than corruption.
-    pub async fn load(&self, token: SessionToken) -> Result<Option<Loaded>, SessionsError> {
+    pub async fn load(
+        &self,
+        token: SessionToken,
+        now: SystemTime,
+    ) -> Result<Option<Loaded>, SessionsError> {
         let mut key = token.hash();
         let mut current = token;
         let mut presented = None;
@@ -147,6 +161,14 @@ impl<S: Store> Sessions<S> {
                     from,
                 }));
             };
+            if record
+                .meta
+                .forward_until_ms
+                .is_some_and(|until| unix_millis(now) >= until)
+            {
+                self.replayed(current, key).await?;
+                return Ok(None);
+            }
             // A rotated-away id in its grace window: resolve to the successor, which must
             // be the one this id derives, under the current key or a previous one (a
             // forward elsewhere is never followed).
@@ -159,6 +181,42 @@ impl<S: Store> Sessions<S> {
             key = successor;
         }
         Ok(None)
+    }
+
+    /// A rotated-away id was presented after its grace window: someone kept an old cookie
+    /// (a likely theft, or a very stale tab). Logged and counted, never with the id; with
+    /// [`TheftResponse::Revoke`], the chain of sessions it was rotated to is ended.
+    async fn replayed(&self, token: SessionToken, key: TokenHash) -> Result<(), SessionsError> {
+        telemetry::count_with(telemetry::THEFT_SIGNALS, "kind", "replayed_id");
+        let revoke = self.theft == TheftResponse::Revoke;
+        tracing::warn!(
+            session = %key,
+            revoke,
+            "a rotated-away session id was presented after its grace window: possible theft"
+        );
+        if !revoke {
+            return Ok(());
+        }
+        let (mut token, mut key) = (token, key);
+        for _ in 0..MAX_REVOKED_CHAIN {
+            let record = match self.store.load(&key).await {
+                Ok(record) => record,
+                Err(err) if err.is_corrupt() => None,
+                Err(err) => return Err(err),
+            };
+            self.store.delete(&key).await?;
+            let Some(successor) = record.and_then(|record| record.meta.successor()) else {
+                break;
+            };
+            let Some(next) = self.successor_forwarded_to(&token, &successor)? else {
+                break;
+            };
+            (token, key) = (next, successor);
+        }
+        // A rotation of the last one racing this: its successors go too.
+        self.end_family(&token).await?;
+        telemetry::count(telemetry::REVOCATIONS);
+        Ok(())
     }
 
     /// The successor of `token` whose hash is `successor`, under the current rotation key
@@ -365,8 +423,14 @@ impl<S: Store> Sessions<S> {
         record.meta.binding = binding;
         self.check_size(&record)?;
         if self.store.create(&next_hash, &record).await? {
-            let mut forward = Record::new(loaded.record.created_at, now + self.grace);
+            // Followed for the grace window; kept as a marker for an idle timeout after it,
+            // so that a replay of this id is recognised.
+            let mut forward = Record::new(
+                loaded.record.created_at,
+                now + self.grace + self.idle_timeout,
+            );
             forward.meta.successor = Some(next_hash.as_str().to_owned());
+            forward.meta.forward_until_ms = Some(unix_millis(now + self.grace));
             forward.version = loaded.record.version.saturating_add(1);
             if self
                 .store

@@ -11,6 +11,7 @@ fn policy() -> Policy {
         idle_timeout: 120 * MIN,
         absolute_timeout: Some(24 * 60 * MIN),
         rotation: Some(15 * MIN),
+        theft: TheftResponse::Log,
     }
 }
 
