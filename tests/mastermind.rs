@@ -363,3 +363,23 @@ fn two_clients_are_isolated() {
         "alice's win is not bob's"
     );
 }
+
+/// `METRICS_ADDR` serves the session layer's metrics for Prometheus.
+#[test]
+fn metrics_are_exposed_for_prometheus() {
+    let dir = scratch_dir("metrics");
+    let port = e2e_tests::free_port();
+    let metrics_addr = format!("127.0.0.1:{port}");
+    let server = Server::start("mastermind", &dir, &[("METRICS_ADDR", &metrics_addr)]);
+    let agent = client();
+    new_game(&agent, &server);
+    guess(&agent, &server, "RGBY");
+    let body = ureq::get(&format!("http://{metrics_addr}/metrics"))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    assert!(body.contains("session_created_total 1"), "{body}");
+    assert!(body.contains("session_record_bytes"), "{body}");
+    assert!(body.contains("session_cache_hits_total"), "{body}");
+}

@@ -64,7 +64,8 @@ pub fn unique_namespace(prefix: &str) -> String {
     format!("{prefix}_{}_{nanos}", std::process::id())
 }
 
-fn free_port() -> u16 {
+/// A loopback port nobody listens on (now).
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

@@ -23,6 +23,17 @@ async fn main() -> Result<(), Fatal> {
         .token_rotation(Duration::from_secs(5 * 60))
         .idle_timeout(Duration::from_secs(2 * 60 * 60))
         .build()?;
+    // The session layer's metrics (session_core::telemetry), for Prometheus to scrape.
+    if let Ok(metrics_addr) = std::env::var("METRICS_ADDR") {
+        let socket: std::net::SocketAddr = metrics_addr
+            .parse()
+            .map_err(|err| Fatal::from(format!("METRICS_ADDR is {metrics_addr:?}: {err}")))?;
+        metrics_exporter_prometheus::PrometheusBuilder::new()
+            .with_http_listener(socket)
+            .install()
+            .map_err(|err| Fatal::from(format!("metrics on {socket} (METRICS_ADDR): {err}")))?;
+        tracing::info!("metrics on http://{socket}/metrics");
+    }
     let addr = listen_addr("MASTERMIND_ADDR", "127.0.0.1:8080");
     let tiers = web::Data::new(tiers);
     let server = HttpServer::new(move || {
