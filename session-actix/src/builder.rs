@@ -224,14 +224,21 @@ impl<S: Store> SessionLayerBuilder<S> {
     ///
     /// A cookie made under a previous key is still accepted (so is a binding fingerprint
     /// or a rotated id's successor derived from one), and its session moves at once to a
-    /// fresh id whose cookie, binding and successors are of the current key. The procedure:
+    /// fresh id whose cookie, binding and successors are of the current key. The procedure,
+    /// for several instances deployed one by one:
     ///
-    /// 1. Deploy the new key as the current one, the old one here, on every instance.
-    /// 2. Wait at least one [`idle_timeout`](Self::idle_timeout): every session still in
-    ///    use has made a request and moved to the new key.
-    /// 3. Deploy without the old key. Sessions that still used it (idle since before step
-    ///    1, and so expired by now unless the idle timeout is longer than the wait) start
-    ///    afresh; none other is affected.
+    /// 1. Deploy the new key here, as a previous key, on every instance (the old key stays
+    ///    current). Nothing moves yet: no cookie is under the new key; but every instance
+    ///    can now open what the next step issues.
+    /// 2. Deploy the new key as the current one and the old one here. While instances of
+    ///    both steps serve, a session may move to the new key on one and back on another
+    ///    (a rotation each time); once all run step 2, every session in use moves to the
+    ///    new key on its next request.
+    /// 3. Wait at least one [`idle_timeout`](Self::idle_timeout), then deploy without the
+    ///    old key. Sessions that still used it (idle since step 2, so expired unless the
+    ///    idle timeout is longer than the wait) start afresh; none other is affected.
+    ///
+    /// With a single instance, steps 1 and 2 are one deployment.
     ///
     /// Each previous key costs nothing on requests under the current one, and one more
     /// decryption attempt (and HMAC) on a cookie that no key opens.

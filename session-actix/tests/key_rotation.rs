@@ -95,9 +95,36 @@ async fn a_logout_ends_families_of_previous_keys<S: Store + Clone>(f: Fixture<S>
     );
 }
 
+/// A chain that mixes keys (an old-key rotation t0 → t1, then the new-key layer moves t1
+/// → t2): a logout through t0 ends t2, the session the client holds.
+async fn a_logout_ends_a_chain_that_mixes_keys<S: Store + Clone>(f: Fixture<S>) {
+    let (old, new) = (Key::generate(), Key::generate());
+    let every = Duration::from_secs(300);
+    let before = common::app(common::layer(&f, &old, |b| b.token_rotation(every))).await;
+    let mut client = Client::new();
+    client.post(&before, "/inc").await;
+    let mut first_tab = client.clone();
+    f.clock.advance(every + Duration::from_secs(1));
+    client.get(&before, "/count").await; // t0 -> t1, under the old key
+
+    let during = common::app(common::layer(&f, &new, |b| {
+        b.token_rotation(every).previous_keys([old.clone()])
+    }))
+    .await;
+    let moved = client.get(&during, "/count").await; // t1 -> t2, under the new key
+    let t2 = token_of(&new, &moved.set_cookie.expect("moved to the new key"));
+    assert_eq!(first_tab.post(&during, "/logout").await.body, "bye");
+    assert!(
+        f.store.load(&t2.hash()).await.unwrap().is_none(),
+        "t2 ended"
+    );
+    assert_eq!(client.get(&during, "/count").await.body, "0");
+}
+
 both_stores!(
     an_old_key_cookie_moves_to_the_new_key,
-    a_logout_ends_families_of_previous_keys
+    a_logout_ends_families_of_previous_keys,
+    a_logout_ends_a_chain_that_mixes_keys
 );
 
 #[actix_web::test]

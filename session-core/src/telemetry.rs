@@ -75,9 +75,18 @@ pub fn count_with(name: &'static str, label: &'static str, value: &'static str) 
     counter!(name, label => value).increment(1);
 }
 
-/// Records how long a tier took.
+/// Records how long a tier took. Literal labels: the facade then builds no key at run
+/// time (variables would allocate one per call, recorder or not).
 pub(crate) fn tier_duration(tier: &'static str, op: &'static str, took: Duration) {
-    histogram!(STORE_DURATION, "tier" => tier, "op" => op).record(took.as_secs_f64());
+    let took = took.as_secs_f64();
+    match (tier, op) {
+        ("cache", "load") => {
+            histogram!(STORE_DURATION, "tier" => "cache", "op" => "load").record(took)
+        }
+        ("cache", _) => histogram!(STORE_DURATION, "tier" => "cache", "op" => "write").record(took),
+        (_, "load") => histogram!(STORE_DURATION, "tier" => "durable", "op" => "load").record(took),
+        _ => histogram!(STORE_DURATION, "tier" => "durable", "op" => "write").record(took),
+    }
 }
 
 /// Records the size of a written state.

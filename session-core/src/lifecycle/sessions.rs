@@ -491,11 +491,27 @@ impl<S: Store> Sessions<S> {
         if !self.rotates {
             return self.store.delete(&token.hash()).await;
         }
-        self.store.delete(&token.hash()).await?;
-        for key in std::iter::once(&self.rotation).chain(&self.previous_rotations) {
-            for member in key.family(token)?.iter().skip(1) {
+        if self.previous_rotations.is_empty() {
+            for member in self.rotation.family(token)? {
                 self.store.delete(&member.hash()).await?;
             }
+            return Ok(());
+        }
+        // With previous keys, a chain may mix them (an instance with the new key rotated
+        // an old-key successor): every combination, (1 + previous)^2 ids for two steps.
+        let mut generation = vec![token.clone()];
+        self.store.delete(&token.hash()).await?;
+        for _ in 0..RotationKey::FAMILY_SUCCESSORS {
+            let mut next =
+                Vec::with_capacity(generation.len() * (1 + self.previous_rotations.len()));
+            for member in &generation {
+                for key in std::iter::once(&self.rotation).chain(&self.previous_rotations) {
+                    let successor = key.successor(member)?;
+                    self.store.delete(&successor.hash()).await?;
+                    next.push(successor);
+                }
+            }
+            generation = next;
         }
         Ok(())
     }
