@@ -143,10 +143,7 @@ async fn script<S: Store + Clone>(
         let got = counters(snapshotter);
         assert_eq!(got.get(REPLAYED), Some(&1), "{got:?}");
         assert_eq!(got.get("session_revocations_total"), Some(&1), "{got:?}");
-        assert!(
-            f.store.load(&current.hash()).await.unwrap().is_none(),
-            "revoked"
-        );
+        assert!(common::ended(&f.store, &current.hash()).await, "revoked");
         assert_eq!(
             owner.get(&app, "/count").await.body,
             "0",

@@ -85,6 +85,10 @@ pub struct Metadata {
     /// records of earlier releases, which expire with their grace window.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub forward_until_ms: Option<u64>,
+    /// On an ended session (a logout, a revocation): a marker without data that reads as no
+    /// session and keeps a racing rotation from creating it again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ended: bool,
 }
 
 impl Metadata {
@@ -97,6 +101,7 @@ impl Metadata {
             token_issued_ms: Some(crate::lifecycle::unix_millis(now)),
             successor: None,
             forward_until_ms: None,
+            ended: false,
         }
     }
 

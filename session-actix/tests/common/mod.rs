@@ -328,6 +328,15 @@ impl Client {
     }
 }
 
+/// Whether nothing of a session is left under `key`: no record, or the data-less marker a
+/// logout leaves where ids rotate.
+pub async fn ended<S: Store>(store: &S, key: &session_core::TokenHash) -> bool {
+    match store.load(key).await.unwrap() {
+        None => true,
+        Some(record) => record.meta.ended && record.state.is_empty(),
+    }
+}
+
 /// An encrypted session cookie holding `value`, as the server would make it with `key`: a
 /// client that knows the key (or a test) can put any id in it.
 pub fn forge_cookie(key: &Key, value: &str) -> Cookie<'static> {

@@ -12,6 +12,13 @@ use super::{Finish, Plan, RotationKey, TheftResponse};
 /// How many rotated-away records a revocation follows at most.
 const MAX_REVOKED_CHAIN: usize = 64;
 
+/// The version of an ended marker: above any a session reaches, and still a PostgreSQL
+/// `BIGINT`.
+const ENDED_VERSION: u64 = i64::MAX as u64;
+
+/// How often ending one member retries when a racing rotation re-creates it.
+const END_ATTEMPTS: usize = 3;
+
 /// How many fresh ids to try when one collides with an existing session.
 const CREATE_ATTEMPTS: usize = 3;
 
@@ -152,6 +159,9 @@ impl<S: Store> Sessions<S> {
             let Some((record, from)) = self.load_record(&key).await? else {
                 return Ok(None);
             };
+            if record.meta.ended {
+                return Ok(None);
+            }
             let Some(successor) = record.meta.successor() else {
                 return Ok(Some(Loaded {
                     key,
@@ -166,7 +176,7 @@ impl<S: Store> Sessions<S> {
                 .forward_until_ms
                 .is_some_and(|until| unix_millis(now) >= until)
             {
-                self.replayed(current, key).await?;
+                self.replayed(current, key, now).await?;
                 return Ok(None);
             }
             // A rotated-away id in its grace window: resolve to the successor, which must
@@ -186,7 +196,12 @@ impl<S: Store> Sessions<S> {
     /// A rotated-away id was presented after its grace window: someone kept an old cookie
     /// (a likely theft, or a very stale tab). Logged and counted, never with the id; with
     /// [`TheftResponse::Revoke`], the chain of sessions it was rotated to is ended.
-    async fn replayed(&self, token: SessionToken, key: TokenHash) -> Result<(), SessionsError> {
+    async fn replayed(
+        &self,
+        token: SessionToken,
+        key: TokenHash,
+        now: SystemTime,
+    ) -> Result<(), SessionsError> {
         telemetry::count_with(telemetry::THEFT_SIGNALS, "kind", "replayed_id");
         let revoke = self.theft == TheftResponse::Revoke;
         tracing::warn!(
@@ -214,7 +229,7 @@ impl<S: Store> Sessions<S> {
             (token, key) = (next, successor);
         }
         // A rotation of the last one racing this: its successors go too.
-        self.end_family(&token).await?;
+        self.end_family(&token, now).await?;
         telemetry::count(telemetry::REVOCATIONS);
         Ok(())
     }
@@ -275,7 +290,7 @@ impl<S: Store> Sessions<S> {
             Finish::Nothing => Ok(None),
             Finish::End => {
                 if let Some(loaded) = &loaded {
-                    self.end_family(loaded.held()).await?;
+                    self.end_family(loaded.held(), now).await?;
                     telemetry::count(telemetry::ENDED);
                 }
                 Ok(Some(Outcome::Ended))
@@ -304,7 +319,7 @@ impl<S: Store> Sessions<S> {
             }
             Finish::Create => {
                 if let (true, Some(loaded)) = (plan.end_old, &loaded) {
-                    self.end_family(loaded.held()).await?;
+                    self.end_family(loaded.held(), now).await?;
                     telemetry::count(telemetry::ENDED);
                 }
                 let mut record = Record::new(now, expires_at);
@@ -323,7 +338,7 @@ impl<S: Store> Sessions<S> {
                 changes.apply(&mut record.state);
                 record.meta = Metadata::new_session(binding, now);
                 let outcome = self.create(&record).await?;
-                self.end_family(loaded.held()).await?;
+                self.end_family(loaded.held(), now).await?;
                 telemetry::count(telemetry::RENEWED);
                 Ok(Some(outcome))
             }
@@ -480,40 +495,60 @@ impl<S: Store> Sessions<S> {
         Ok(())
     }
 
-    /// Deletes the session under `token` and the successors a rotation may have given it
+    /// Ends the session under `token` and the successors a rotation may have given it
     /// (derived from the id, so known without a read): a logout through an id that another
     /// request just rotated away from ends the session the client now holds too.
+    ///
+    /// Where ids rotate, each member is replaced by an *ended* marker (no data,
+    /// [`Metadata::ended`]) that lives for an idle timeout: a rotation still in flight
+    /// cannot create an ended successor again, not even for an instant, because `create`
+    /// never replaces a live record. Loads read a marker as no session.
     ///
     /// # Errors
     ///
     /// The store's.
-    pub async fn end_family(&self, token: &SessionToken) -> Result<(), SessionsError> {
+    pub async fn end_family(
+        &self,
+        token: &SessionToken,
+        now: SystemTime,
+    ) -> Result<(), SessionsError> {
         if !self.rotates {
             return self.store.delete(&token.hash()).await;
         }
-        if self.previous_rotations.is_empty() {
-            for member in self.rotation.family(token)? {
-                self.store.delete(&member.hash()).await?;
-            }
-            return Ok(());
-        }
+        let mut marker = Record::new(now, now + self.grace + self.idle_timeout);
+        marker.meta.ended = true;
+        // A version no loaded record has: a save based on the ended session is refused
+        // by the version check and never overwrites the marker.
+        marker.version = ENDED_VERSION;
+        self.end_member(&token.hash(), &marker).await?;
         // With previous keys, a chain may mix them (an instance with the new key rotated
         // an old-key successor): every combination, (1 + previous)^2 ids for two steps.
         let mut generation = vec![token.clone()];
-        self.store.delete(&token.hash()).await?;
         for _ in 0..RotationKey::FAMILY_SUCCESSORS {
             let mut next =
                 Vec::with_capacity(generation.len() * (1 + self.previous_rotations.len()));
             for member in &generation {
                 for key in std::iter::once(&self.rotation).chain(&self.previous_rotations) {
                     let successor = key.successor(member)?;
-                    self.store.delete(&successor.hash()).await?;
+                    self.end_member(&successor.hash(), &marker).await?;
                     next.push(successor);
                 }
             }
             generation = next;
         }
         Ok(())
+    }
+
+    /// Replaces whatever is under `key` by the ended `marker`.
+    async fn end_member(&self, key: &TokenHash, marker: &Record) -> Result<(), SessionsError> {
+        for _ in 0..END_ATTEMPTS {
+            self.store.delete(key).await?;
+            if self.store.create(key, marker).await? {
+                return Ok(());
+            }
+            // Created again between the two (a rotation racing this): end that too.
+        }
+        self.store.delete(key).await
     }
 }
 

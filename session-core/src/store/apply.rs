@@ -72,8 +72,9 @@ pub async fn apply_changes_within<S: Store + ?Sized>(
             // Rotated away: the live session is the successor.
             key = successor;
             match store.reload(&key).await? {
-                Some(record) => base = record,
-                None => return Ok(Applied::Gone),
+                Some(record) if !record.meta.ended => base = record,
+                // Ended (deleted, or a logout's marker): never written again.
+                _ => return Ok(Applied::Gone),
             }
             continue;
         }
@@ -95,8 +96,8 @@ pub async fn apply_changes_within<S: Store + ?Sized>(
             return Ok(Applied::Written { key, record: next });
         }
         match store.reload(&key).await? {
-            Some(current) => base = current,
-            None => return Ok(Applied::Gone),
+            Some(current) if !current.meta.ended => base = current,
+            _ => return Ok(Applied::Gone),
         }
     }
     Err(StoreError::Conflict(MAX_UPDATE_ATTEMPTS))
