@@ -297,6 +297,32 @@ fn games_survive_a_restart_on_the_embedded_default() {
         "both acknowledged guesses are in the game: {answers}"
     );
     assert_eq!(after["guesses"], before["guesses"], "{answers}");
+    // After the restart the in-process cache is empty: the panel says where the state
+    // came from (read above: SQLite, then put back), and the next read is a cache hit.
+    let panel: Value = agent
+        .get(&server.url("/api/session"))
+        .call()
+        .unwrap()
+        .into_json()
+        .unwrap();
+    assert!(
+        panel["source"].as_str().unwrap().contains("cache hit"),
+        "{panel}"
+    );
+    server.restart_with(&[]);
+    let panel: Value = agent
+        .get(&server.url("/api/session"))
+        .call()
+        .unwrap()
+        .into_json()
+        .unwrap();
+    assert!(
+        panel["source"]
+            .as_str()
+            .unwrap()
+            .contains("read from SQLite and put back in the cache"),
+        "{panel}"
+    );
     assert!(dir.join("mastermind-sessions.sqlite").exists());
     assert!(
         dir.join(".session-secret").exists(),

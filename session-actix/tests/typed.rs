@@ -62,3 +62,34 @@ both_stores!(
     nothing_stored_for_a_visitor_who_changes_nothing,
     the_accessor_works_from_the_first_request
 );
+
+/// Without `.wrap(layer)`, the extractors fail with a 500 that says what is missing,
+/// instead of handing out a throwaway session.
+#[actix_web::test]
+async fn a_forgotten_layer_is_a_clear_error() {
+    use actix_web::{test, web, App};
+    use session_actix::{Flash, SessionAccessor, SessionInfo, Typed};
+
+    let app = test::init_service(
+        App::new()
+            .route("/typed", web::get().to(|_: Typed<Profile>| async { "ok" }))
+            .route("/flash", web::get().to(|_: Flash| async { "ok" }))
+            .route(
+                "/accessor",
+                web::get().to(|_: SessionAccessor| async { "ok" }),
+            )
+            .route("/info", web::get().to(|_: SessionInfo| async { "ok" })),
+    )
+    .await;
+    for path in ["/typed", "/flash", "/accessor", "/info"] {
+        let res = test::call_service(&app, test::TestRequest::get().uri(path).to_request()).await;
+        assert_eq!(res.status(), 500, "{path}");
+        let body = test::read_body(res).await;
+        let text = String::from_utf8_lossy(&body);
+        assert!(
+            text.contains("the session middleware is not installed")
+                && text.contains(".wrap(session_layer)"),
+            "{path}: {text}"
+        );
+    }
+}

@@ -96,7 +96,33 @@ use super::{SchemaError, SessionAccess};
 /// boxed error; a failure is [`SchemaError::Migration`] naming the versions (from `load`;
 /// `load_or_default` logs it and uses the defaults), and the old keys stay. `from = 0`
 /// migrates from a struct without `version`. `from` must be older than `version` (a
-/// compile error otherwise), and must be the version of the function's parameter type.
+/// compile error otherwise), and must be the version of the function's parameter type: a
+/// migration that names `from = 1` but takes a version 2 struct does not build.
+///
+/// ```compile_fail
+/// use session_core::{session, schema::{SessionMap, SessionSchema}};
+///
+/// #[session(namespace = "game", version = 2)]
+/// #[derive(Default)]
+/// struct GameV2 {
+///     #[session(default)]
+///     score: u32,
+/// }
+///
+/// #[session(namespace = "game", version = 3, migrate(from = 1, with = from_v2))]
+/// #[derive(Default)]
+/// struct Game {
+///     #[session(default)]
+///     score: u32,
+/// }
+///
+/// // Takes a version 2 struct, but `from = 1` says version 1.
+/// fn from_v2(old: GameV2) -> Result<Game, std::convert::Infallible> {
+///     Ok(Game { score: old.score })
+/// }
+///
+/// let _ = Game::load(&SessionMap::new());
+/// ```
 ///
 /// # What is generated
 ///
