@@ -192,7 +192,7 @@ where
             span.record("session", tracing::field::display(ShortId::of(&loaded.key)));
         }
     }
-    observe::started(start);
+    observe::started(start, settings.cookie_info.carries_id_only);
 
     // 4. Hand the state to actix-session's `Session` (and flash messages to `Flash`).
     let given = found.given(start);

@@ -8,7 +8,7 @@ use session_core::{
 
 /// Counts the rare starts (refusals, grace forwards), and logs a refusal (never with the
 /// id). The common ones cost nothing: requests are counted by HTTP metrics already.
-pub(crate) fn started(start: Start) {
+pub(crate) fn started(start: Start, server_side: bool) {
     match start {
         Start::New
         | Start::Continue {
@@ -21,7 +21,8 @@ pub(crate) fn started(start: Start) {
             telemetry::count_with(telemetry::REFUSED, "reason", label(reason));
             if reason == Refusal::BindingMismatch {
                 telemetry::count_with(telemetry::THEFT_SIGNALS, "kind", "binding_mismatch");
-                if old == OldRecord::End {
+                // A cookie-only session has nothing on the server to end.
+                if old == OldRecord::End && server_side {
                     telemetry::count(telemetry::REVOCATIONS);
                 }
             }
