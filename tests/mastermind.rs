@@ -23,6 +23,16 @@ fn new_game(agent: &ureq::Agent, server: &Server) -> Value {
         .unwrap()
 }
 
+/// `GET /api/session`: the session panel as JSON.
+fn session_panel(agent: &ureq::Agent, server: &Server) -> Value {
+    agent
+        .get(&server.url("/api/session"))
+        .call()
+        .unwrap()
+        .into_json()
+        .unwrap()
+}
+
 /// Posts a guess; returns the status code and the JSON body.
 fn guess(agent: &ureq::Agent, server: &Server, code: &str) -> (u16, Value) {
     match agent
@@ -150,14 +160,7 @@ fn the_session_api_explains_the_session_and_forgets_it() {
     let dir = scratch_dir("session-api");
     let server = Server::start("mastermind", &dir, &[]);
     let agent = client();
-    let session = |agent: &ureq::Agent| -> Value {
-        agent
-            .get(&server.url("/api/session"))
-            .call()
-            .unwrap()
-            .into_json()
-            .unwrap()
-    };
+    let session = |agent: &ureq::Agent| session_panel(agent, &server);
     let key = |body: &Value, key: &str| -> Value {
         body["keys"]
             .as_array()
@@ -299,23 +302,13 @@ fn games_survive_a_restart_on_the_embedded_default() {
     assert_eq!(after["guesses"], before["guesses"], "{answers}");
     // After the restart the in-process cache is empty: the panel says where the state
     // came from (read above: SQLite, then put back), and the next read is a cache hit.
-    let panel: Value = agent
-        .get(&server.url("/api/session"))
-        .call()
-        .unwrap()
-        .into_json()
-        .unwrap();
+    let panel = session_panel(&agent, &server);
     assert!(
         panel["source"].as_str().unwrap().contains("cache hit"),
         "{panel}"
     );
     server.restart_with(&[]);
-    let panel: Value = agent
-        .get(&server.url("/api/session"))
-        .call()
-        .unwrap()
-        .into_json()
-        .unwrap();
+    let panel = session_panel(&agent, &server);
     assert!(
         panel["source"]
             .as_str()

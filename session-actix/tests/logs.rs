@@ -3,32 +3,15 @@
 
 mod common;
 
-use std::{
-    io::Write,
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::time::Duration;
 
 use actix_web::cookie::Key;
-use common::{forge_cookie, token_of, Client};
+use common::{forge_cookie, token_of, Captured, Client};
 use session_actix::SessionLayer;
 use session_core::{
     store::{Faulty, MemoryStore},
     ManualClock, SessionToken,
 };
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 #[actix_web::test]
 async fn no_session_id_in_any_log_line() {
@@ -88,7 +71,7 @@ async fn no_session_id_in_any_log_line() {
     // Logout.
     client.post(&app, "/logout").await;
 
-    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let logs = captured.text();
     assert!(logs.contains("binding"), "the flow was logged: {logs}");
     assert!(logs.contains("corrupt"), "the flow was logged: {logs}");
     let hash = tokens[0].hash();

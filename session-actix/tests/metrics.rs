@@ -8,37 +8,8 @@ use std::{collections::HashMap, time::Duration};
 
 use actix_web::cookie::Key;
 use common::{token_of, Client};
-use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
+use metrics_util::debugging::DebuggingRecorder;
 use session_core::{telemetry, Store};
-
-/// `name{label=value}` → count (counters) or number of samples (histograms), since the
-/// last call.
-fn take(snapshotter: &Snapshotter) -> HashMap<String, u64> {
-    snapshotter
-        .snapshot()
-        .into_vec()
-        .into_iter()
-        .map(|(key, _, _, value)| {
-            let key = key.key();
-            let labels: Vec<String> = key
-                .labels()
-                .map(|l| format!("{}={}", l.key(), l.value()))
-                .collect();
-            let name = if labels.is_empty() {
-                key.name().to_owned()
-            } else {
-                format!("{}{{{}}}", key.name(), labels.join(","))
-            };
-            let n = match value {
-                DebugValue::Counter(n) => n,
-                DebugValue::Histogram(samples) => samples.len() as u64,
-                DebugValue::Gauge(_) => 0,
-            };
-            (name, n)
-        })
-        .filter(|(_, n)| *n > 0)
-        .collect()
-}
 
 fn expect(got: &HashMap<String, u64>, wanted: &[(&str, u64)]) {
     let wanted: HashMap<String, u64> = wanted.iter().map(|(k, n)| ((*k).to_owned(), *n)).collect();
@@ -58,11 +29,11 @@ async fn a_scripted_sequence_counts_what_happened() {
     let app = common::app(common::layer(&f, &key, |b| b.token_rotation(every))).await;
     let mut client = Client::new();
     client.get(&app, "/count").await;
-    expect(&take(&snapshotter), &[]);
+    expect(&common::take_metrics(&snapshotter), &[]);
 
     client.post(&app, "/inc").await;
     expect(
-        &take(&snapshotter),
+        &common::take_metrics(&snapshotter),
         &[(telemetry::CREATED, 1), (telemetry::RECORD_BYTES, 1)],
     );
 
@@ -71,7 +42,7 @@ async fn a_scripted_sequence_counts_what_happened() {
     thief.get(&app, "/count").await;
     client.post(&app, "/inc").await;
     expect(
-        &take(&snapshotter),
+        &common::take_metrics(&snapshotter),
         &[
             ("session_refused_total{reason=binding_mismatch}", 1),
             ("session_theft_signals_total{kind=binding_mismatch}", 1),
@@ -85,7 +56,7 @@ async fn a_scripted_sequence_counts_what_happened() {
     let mut laggard = old;
     laggard.get(&app, "/count").await;
     expect(
-        &take(&snapshotter),
+        &common::take_metrics(&snapshotter),
         &[
             (telemetry::ROTATIONS, 1),
             (telemetry::RECORD_BYTES, 1),
@@ -94,7 +65,10 @@ async fn a_scripted_sequence_counts_what_happened() {
     );
 
     client.post(&app, "/logout").await;
-    expect(&take(&snapshotter), &[(telemetry::ENDED, 1)]);
+    expect(
+        &common::take_metrics(&snapshotter),
+        &[(telemetry::ENDED, 1)],
+    );
 
     // The tiered store's: hits, misses, the refill, and each tier's latency.
     let Some(f) = common::tiered().await else {
@@ -103,12 +77,12 @@ async fn a_scripted_sequence_counts_what_happened() {
     let app = common::app(common::layer(&f, &key, |b| b)).await;
     let mut client = Client::new();
     client.post(&app, "/inc").await;
-    take(&snapshotter);
+    common::take_metrics(&snapshotter);
     client.get(&app, "/count").await;
     let hash = token_of(&key, client.cookie.as_ref().unwrap()).hash();
     f.store.cache().inner().delete(&hash).await.unwrap();
     client.get(&app, "/count").await;
-    let got = take(&snapshotter);
+    let got = common::take_metrics(&snapshotter);
     for (name, n) in [
         (telemetry::CACHE_HITS, 1),
         (telemetry::CACHE_MISSES, 1),

@@ -6,16 +6,11 @@
 
 mod common;
 
-use std::{
-    collections::HashMap,
-    io::Write,
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::time::Duration;
 
 use actix_web::cookie::Key;
-use common::{token_of, Client, Fixture};
-use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
+use common::{token_of, Captured, Client, Fixture};
+use metrics_util::debugging::{DebuggingRecorder, Snapshotter};
 use session_actix::TheftResponse;
 use session_core::Store;
 
@@ -23,44 +18,6 @@ const EVERY: Duration = Duration::from_secs(300);
 const GRACE: Duration = Duration::from_secs(30);
 const REPLAYED: &str = "session_theft_signals_total{kind=replayed_id}";
 const MISMATCH: &str = "session_theft_signals_total{kind=binding_mismatch}";
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// Counters since the last call, as `name{label=value}` → count.
-fn counters(snapshotter: &Snapshotter) -> HashMap<String, u64> {
-    snapshotter
-        .snapshot()
-        .into_vec()
-        .into_iter()
-        .filter_map(|(key, _, _, value)| {
-            let DebugValue::Counter(n) = value else {
-                return None;
-            };
-            let key = key.key();
-            let labels: Vec<String> = key
-                .labels()
-                .map(|l| format!("{}={}", l.key(), l.value()))
-                .collect();
-            let name = if labels.is_empty() {
-                key.name().to_owned()
-            } else {
-                format!("{}{{{}}}", key.name(), labels.join(","))
-            };
-            (n > 0).then_some((name, n))
-        })
-        .collect()
-}
 
 /// The owner's session, rotated once: the owner holds the new id, `stolen` the old one.
 async fn rotated_session<S: Store + Clone, A, B>(f: &Fixture<S>, app: &A) -> (Client, Client)
@@ -116,10 +73,10 @@ async fn script<S: Store + Clone>(
         .await;
         let (mut owner, mut stolen) = rotated_session(f, &app).await;
         let stolen_id = token_of(key, stolen.cookie.as_ref().unwrap());
-        counters(snapshotter);
+        common::take_metrics(snapshotter);
         f.clock.advance(GRACE + Duration::from_secs(1));
         assert_eq!(stolen.get(&app, "/count").await.body, "0", "refused");
-        let got = counters(snapshotter);
+        let got = common::take_metrics(snapshotter);
         assert_eq!(got.get(REPLAYED), Some(&1), "{got:?}");
         assert_eq!(got.get("session_revocations_total"), None, "{got:?}");
         assert_eq!(
@@ -137,10 +94,10 @@ async fn script<S: Store + Clone>(
         .await;
         let (mut owner, mut stolen) = rotated_session(f, &app).await;
         let current = token_of(key, owner.cookie.as_ref().unwrap());
-        counters(snapshotter);
+        common::take_metrics(snapshotter);
         f.clock.advance(GRACE + Duration::from_secs(1));
         assert_eq!(stolen.get(&app, "/count").await.body, "0");
-        let got = counters(snapshotter);
+        let got = common::take_metrics(snapshotter);
         assert_eq!(got.get(REPLAYED), Some(&1), "{got:?}");
         assert_eq!(got.get("session_revocations_total"), Some(&1), "{got:?}");
         assert!(common::ended(&f.store, &current.hash()).await, "revoked");
@@ -155,14 +112,14 @@ async fn script<S: Store + Clone>(
         owner.post(&app, "/inc").await;
         let mut thief = owner.clone();
         thief.user_agent = "curl/8.0".into();
-        counters(snapshotter);
+        common::take_metrics(snapshotter);
         assert_eq!(thief.get(&app, "/count").await.body, "0");
-        let got = counters(snapshotter);
+        let got = common::take_metrics(snapshotter);
         assert_eq!(got.get(MISMATCH), Some(&1), "{got:?}");
         assert_eq!(got.get("session_revocations_total"), Some(&1), "{got:?}");
         assert_eq!(owner.get(&app, "/count").await.body, "0", "revoked");
 
-        let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        let logs = captured.text();
         assert!(logs.contains("possible theft"), "{logs}");
         assert!(!logs.contains(stolen_id.as_str()), "never the id: {logs}");
     }
