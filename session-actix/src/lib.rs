@@ -109,9 +109,18 @@
 //!
 //! # Reserved keys
 //!
-//! Pending flash messages live in the session state under `__flash` ([`FLASH_KEY`]). Do
-//! not write it. The layer's own bookkeeping (created, id-issued time, binding HMAC) is
-//! the record's [`Metadata`](session_core::Metadata), out of the state's way.
+//! Pending flash messages live in the stored state under `__flash` ([`FLASH_KEY`]); the
+//! handler's `Session` never shows that key, and [`Flash`] manages it. Do not write it.
+//! The layer's own bookkeeping (created, id-issued time, binding HMAC, rotation forwards,
+//! ended markers) is the record's [`Metadata`](session_core::Metadata), out of the
+//! state's way.
+//!
+//! # Operating it
+//!
+//! Metrics go through the `metrics` facade; [`session_core::telemetry`] lists every name.
+//! Each request runs in a `session` tracing span with the session's short hash. Key
+//! rotation: [`SessionLayerBuilder::previous_keys`]. Likely thefts:
+//! [`SessionLayerBuilder::theft_response`].
 //!
 //! # Expired sessions
 //!
