@@ -14,6 +14,31 @@ fn session_cookie(res: &ureq::Response) -> Option<String> {
         .map(|c| c.split(';').next().unwrap_or_default().to_owned())
 }
 
+/// The form token of the page at `path` (its hidden `csrf` field).
+fn form_token(agent: &ureq::Agent, server: &Server, path: &str) -> String {
+    let page = agent
+        .get(&server.url(path))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    let start =
+        page.find(r#"name="csrf" value=""#).expect("a form token") + r#"name="csrf" value=""#.len();
+    page[start..]
+        .split('"')
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Posts `form`, returning the response whatever its status.
+fn post(agent: &ureq::Agent, server: &Server, path: &str, form: &[(&str, &str)]) -> ureq::Response {
+    match agent.post(&server.url(path)).send_form(form) {
+        Ok(res) | Err(ureq::Error::Status(_, res)) => res,
+        Err(err) => panic!("{err}"),
+    }
+}
+
 #[test]
 fn sign_in_renews_the_id_and_sign_out_ends_the_session_with_a_message() {
     let dir = scratch_dir("login");
@@ -31,17 +56,41 @@ fn sign_in_renews_the_id_and_sign_out_ends_the_session_with_a_message() {
         other => panic!("expected 401, got {other:?}"),
     }
 
-    // A visitor with a session before signing in (a flash from a bad name) gets a new id
-    // at sign-in: an id planted before it is worth nothing after it.
-    let res = agent
-        .post(&server.url("/signin"))
-        .send_form(&[("name", "")])
-        .unwrap();
-    let before = session_cookie(&res).expect("the error message started a session");
-    let res = agent
-        .post(&server.url("/signin"))
-        .send_form(&[("name", "Ada"), ("next", "/account")])
-        .unwrap();
+    // A sign-in not sent from the site's own form (no token, or another's) is refused:
+    // no login CSRF.
+    let res = post(&agent, &server, "/signin", &[("name", "Mallory")]);
+    assert_eq!(res.status(), 403);
+    let other = client();
+    let foreign = form_token(&other, &server, "/signin");
+    let res = post(
+        &agent,
+        &server,
+        "/signin",
+        &[("name", "Mallory"), ("csrf", &foreign)],
+    );
+    assert_eq!(res.status(), 403, "another visitor's token");
+
+    // The form's page starts a session (it holds the token); signing in gives a new id:
+    // an id planted before the sign-in is worth nothing after it.
+    let token = form_token(&agent, &server, "/signin");
+    let res = post(
+        &agent,
+        &server,
+        "/signin",
+        &[("name", ""), ("csrf", &token)],
+    );
+    assert_eq!(location(&res), "/signin", "a bad name: back to the form");
+    let before = agent
+        .cookie_store()
+        .get("127.0.0.1", "/", "session")
+        .map(|c| format!("session={}", c.value()))
+        .expect("the form's session");
+    let res = post(
+        &agent,
+        &server,
+        "/signin",
+        &[("name", "Ada"), ("next", "/account"), ("csrf", &token)],
+    );
     assert_eq!((res.status(), location(&res)), (303, "/account".to_owned()));
     let after = session_cookie(&res).expect("a new id");
     assert_ne!(before, after);
@@ -54,14 +103,28 @@ fn sign_in_renews_the_id_and_sign_out_ends_the_session_with_a_message() {
     assert_eq!(me["user"], "Ada");
 
     // An outside `next` is never followed.
-    let res = agent
-        .post(&server.url("/signin"))
-        .send_form(&[("name", "Ada"), ("next", "https://evil.example/")])
-        .unwrap();
+    let token = form_token(&agent, &server, "/signin");
+    let res = post(
+        &agent,
+        &server,
+        "/signin",
+        &[
+            ("name", "Ada"),
+            ("next", "https://evil.example/"),
+            ("csrf", &token),
+        ],
+    );
     assert_eq!(location(&res), "/");
 
-    // Sign out: the session ends, the next page says so, once.
-    let res = agent.post(&server.url("/signout")).call().unwrap();
+    // Sign out: only from the site's own button; then the session ends, and the next page
+    // says so, once.
+    assert_eq!(
+        post(&agent, &server, "/signout", &[]).status(),
+        403,
+        "a forced sign-out"
+    );
+    let token = form_token(&agent, &server, "/account");
+    let res = post(&agent, &server, "/signout", &[("csrf", &token)]);
     assert_eq!(res.status(), 303);
     assert!(
         agent.get(&server.url("/api/me")).call().is_err(),

@@ -9,7 +9,10 @@ use serde::Deserialize;
 use session_actix::{Flash, FlashMessage, Level, Session, SessionAccessor, SessionInfo, Typed};
 use session_core::SessionSchema as _;
 
-use crate::account::{safe_next, Account, SignedIn};
+use crate::{
+    account::{safe_next, Account, SignedIn},
+    csrf,
+};
 
 /// Mounts the pages.
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -23,10 +26,16 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 
 async fn home(
     account: Typed<Account>,
+    session: SessionAccessor,
     flash: Flash,
     info: SessionInfo,
     tiers: web::Data<Tiers>,
 ) -> actix_web::Result<Markup> {
+    let token = if account.user.is_empty() {
+        String::new()
+    } else {
+        csrf::issue(&session).map_err(ErrorInternalServerError)?
+    };
     let panel = panel(&account, &info, &tiers)?;
     Ok(layout(
         "Home",
@@ -39,7 +48,7 @@ async fn home(
             } @else {
                 p id="who" { "Signed in as " strong { (account.user) } "." }
                 p { a href="/account" { "Your account" } }
-                (signout_button())
+                (signout_button(&token))
             }
         },
     ))
@@ -53,12 +62,14 @@ struct Next {
 
 async fn signin_form(
     account: Typed<Account>,
+    session: SessionAccessor,
     flash: Flash,
     info: SessionInfo,
     tiers: web::Data<Tiers>,
     query: web::Query<Next>,
 ) -> actix_web::Result<Markup> {
     let next = safe_next(query.next.as_deref().unwrap_or("/account")).to_owned();
+    let token = csrf::issue(&session).map_err(ErrorInternalServerError)?;
     let panel = panel(&account, &info, &tiers)?;
     Ok(layout(
         "Sign in",
@@ -67,6 +78,7 @@ async fn signin_form(
         html! {
             form method="post" action="/signin" {
                 input type="hidden" name="next" value=(next);
+                input type="hidden" name="csrf" value=(token);
                 label for="name" { "Your name" }
                 div class="row" {
                     input id="name" name="name" required maxlength="40" autocomplete="username" autofocus;
@@ -83,6 +95,24 @@ async fn signin_form(
 struct SignInForm {
     name: String,
     next: Option<String>,
+    #[serde(default)]
+    csrf: String,
+}
+
+/// A form that carries only the form token.
+#[derive(Deserialize)]
+struct TokenForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+/// The answer to a form without this visitor's token.
+fn stale_form() -> HttpResponse {
+    HttpResponse::Forbidden()
+        .content_type("text/plain; charset=utf-8")
+        .body(
+            "This form has expired or was not sent from this site: reload the page and try again.",
+        )
 }
 
 async fn signin(
@@ -90,6 +120,9 @@ async fn signin(
     flash: Flash,
     form: web::Form<SignInForm>,
 ) -> actix_web::Result<HttpResponse> {
+    if !csrf::is_valid(&SessionAccessor(session.clone()), &form.csrf) {
+        return Ok(stale_form());
+    }
     let name = form.name.trim();
     if name.is_empty() || name.chars().count() > 40 {
         flash.push(Level::Error, "A name of 1 to 40 characters, please.")?;
@@ -120,10 +153,12 @@ async fn signin(
 async fn account(
     user: SignedIn,
     account: Typed<Account>,
+    session: SessionAccessor,
     flash: Flash,
     info: SessionInfo,
     tiers: web::Data<Tiers>,
 ) -> actix_web::Result<Markup> {
+    let token = csrf::issue(&session).map_err(ErrorInternalServerError)?;
     let panel = panel(&account, &info, &tiers)?;
     Ok(layout(
         "Your account",
@@ -133,14 +168,21 @@ async fn account(
             p id="who" { "Signed in as " strong { (user.user) } "." }
             p { "Only a signed-in visitor reaches this page: its handler takes a "
                 code { "SignedIn" } " argument, which sends everyone else to the sign-in form." }
-            (signout_button())
+            (signout_button(&token))
         },
     ))
 }
 
 /// Sign out: the session ends (deleted on the server, the cookie removed), and the
 /// message pushed after the purge reaches the next page from a fresh session.
-async fn signout(session: Session, flash: Flash) -> actix_web::Result<HttpResponse> {
+async fn signout(
+    session: Session,
+    flash: Flash,
+    form: web::Form<TokenForm>,
+) -> actix_web::Result<HttpResponse> {
+    if !csrf::is_valid(&SessionAccessor(session.clone()), &form.csrf) {
+        return Ok(stale_form());
+    }
     session.purge();
     flash.push(Level::Info, "You are signed out.")?;
     Ok(see_other("/"))
@@ -180,9 +222,10 @@ fn panel(
     Ok(SessionPanel::new(info, tiers, keys, writes))
 }
 
-fn signout_button() -> Markup {
+fn signout_button(token: &str) -> Markup {
     html! {
         form method="post" action="/signout" {
+            input type="hidden" name="csrf" value=(token);
             button type="submit" id="signout" { "Sign out" }
         }
     }
