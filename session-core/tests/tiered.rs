@@ -297,7 +297,11 @@ async fn durable_down_fails_the_save_and_keeps_it_out_of_the_cache() {
 
 /// A tiered store over `redis` and a durable store, with a fast breaker.
 fn tier_over<D: Durable>(redis: &PrivateRedis, durable: D) -> TieredStore<Counted<RedisStore>, D> {
-    let cache = RedisStore::builder(redis.url())
+    tier_at(&redis.url(), durable)
+}
+
+fn tier_at<D: Durable>(url: &str, durable: D) -> TieredStore<Counted<RedisStore>, D> {
+    let cache = RedisStore::builder(url)
         .response_timeout(Duration::from_millis(300))
         .connection_timeout(Duration::from_millis(300))
         .build()
@@ -455,6 +459,107 @@ async fn two_instances_a_frozen_cache_and_a_killed_writer_lose_nothing() {
     for (i, k) in keys.iter().enumerate() {
         assert_eq!(increment(&c, k).await, expected[i] + 1);
     }
+}
+
+/// A failover to a lagging replica: the address of the cache now leads to a replica that
+/// stopped following before the last writes and was promoted. It holds older values,
+/// replicated with the old primary's generation; under its own `run_id` they read as
+/// misses, so nothing stale is read and nothing is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lagging_replica_promoted_after_a_failover_is_cold_not_stale() {
+    let Some(mut primary) = PrivateRedis::start().await else {
+        return;
+    };
+    let Some(replica) = PrivateRedis::start().await else {
+        return;
+    };
+    let clock = ManualClock::starting_now();
+    let Some(durable) = common::postgres_store(&clock).await else {
+        return;
+    };
+    let at = |port: u16| std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let proxy = Proxy::start(at(primary.port)).await;
+    let tier = tier_at(&format!("redis://127.0.0.1:{}", proxy.port), durable);
+    let mut replica_conn = replica.conn().await;
+    redis::cmd("REPLICAOF")
+        .arg("127.0.0.1")
+        .arg(primary.port)
+        .query_async::<()>(&mut replica_conn)
+        .await
+        .unwrap();
+
+    let keys = sessions(&tier).await;
+    let mut expected = vec![0u64; CLIENTS];
+    for (i, k) in keys.iter().enumerate() {
+        expected[i] = increment(&tier, k).await;
+    }
+    // The replica has caught up with every entry...
+    let last = tier.cache().inner().redis_key(&keys[CLIENTS - 1]);
+    let mut primary_conn = primary.conn().await;
+    let on_primary: Option<Vec<u8>> = redis::cmd("GET")
+        .arg(&last)
+        .query_async(&mut primary_conn)
+        .await
+        .unwrap();
+    // A full resynchronisation forks and ships a snapshot: seconds on a loaded machine.
+    let mut synced = false;
+    for _ in 0..1200 {
+        let on_replica: Option<Vec<u8>> = redis::cmd("GET")
+            .arg(&last)
+            .query_async(&mut replica_conn)
+            .await
+            .unwrap();
+        if on_replica.is_some() && on_replica == on_primary {
+            synced = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(synced, "the replica followed the primary within 30 s");
+    // ...then stops following (it lags), and the primary takes more writes.
+    redis::cmd("REPLICAOF")
+        .arg("NO")
+        .arg("ONE")
+        .query_async::<()>(&mut replica_conn)
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        for (i, k) in keys.iter().enumerate() {
+            expected[i] = increment(&tier, k).await;
+        }
+    }
+    // The failover: the cache's address leads to the promoted replica; the primary is gone.
+    proxy.set_target(at(replica.port));
+    primary.stop().await;
+    let stale: Option<Vec<u8>> = redis::cmd("GET")
+        .arg(tier.cache().inner().redis_key(&keys[0]))
+        .query_async(&mut replica_conn)
+        .await
+        .unwrap();
+    assert!(
+        stale.is_some(),
+        "the promoted replica holds the older entries"
+    );
+
+    until_repaired(&tier).await;
+    for (i, k) in keys.iter().enumerate() {
+        assert_eq!(
+            count(&tier, k).await,
+            expected[i],
+            "client {i}: no stale read"
+        );
+    }
+    for (i, k) in keys.iter().enumerate() {
+        assert_eq!(
+            increment(&tier, k).await,
+            expected[i] + 1,
+            "client {i}: nothing lost"
+        );
+    }
+    assert!(
+        tier.stats().cache_hits > 0,
+        "the new primary serves as the cache afterwards"
+    );
 }
 
 /// Redis restarted from a snapshot a few seconds old, with no request in the gap: it

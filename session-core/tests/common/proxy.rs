@@ -18,6 +18,7 @@ use tokio::{
 pub struct Proxy {
     pub port: u16,
     blackhole: Arc<AtomicBool>,
+    target: Arc<std::sync::Mutex<SocketAddr>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -28,9 +29,12 @@ impl Proxy {
         let port = listener.local_addr().unwrap().port();
         let blackhole = Arc::new(AtomicBool::new(false));
         let hole = Arc::clone(&blackhole);
+        let target = Arc::new(std::sync::Mutex::new(target));
+        let targets = Arc::clone(&target);
         let task = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 let hole = Arc::clone(&hole);
+                let target = *targets.lock().unwrap();
                 tokio::spawn(async move {
                     let Ok(server) = TcpStream::connect(target).await else {
                         return;
@@ -45,8 +49,15 @@ impl Proxy {
         Self {
             port,
             blackhole,
+            target,
             task,
         }
+    }
+
+    /// Sends new connections to `target` (a failover: the address now leads elsewhere);
+    /// open ones stay where they are.
+    pub fn set_target(&self, target: SocketAddr) {
+        *self.target.lock().unwrap() = target;
     }
 
     /// Stops (`true`) or resumes forwarding, on every connection.
