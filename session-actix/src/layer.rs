@@ -13,8 +13,8 @@ use session_core::{lifecycle, Store};
 use tracing::Instrument as _;
 
 use crate::{
-    collect, error, handoff, info::ShortId, load, observe, persist, request_cookie, response,
-    shared::Shared, storage::Storage,
+    collect, error, handoff, load, observe, persist, request_cookie, response, shared::Shared,
+    storage::Storage,
 };
 
 /// The session middleware: mount it once with `App::wrap`.
@@ -186,13 +186,7 @@ where
     //    session of a previous key rotates to the current one).
     let presented = load::presented(&found, req.request(), settings, stale, now);
     let start = lifecycle::start(&settings.policy, presented);
-    if let load::Found::Server(loaded) = &found {
-        let span = tracing::Span::current();
-        if !span.is_disabled() {
-            span.record("session", tracing::field::display(ShortId::of(&loaded.key)));
-        }
-    }
-    observe::started(start, settings.cookie_info.carries_id_only);
+    observe::started(&found, start);
 
     // 4. Hand the state to actix-session's `Session` (and flash messages to `Flash`).
     let given = found.given(start);

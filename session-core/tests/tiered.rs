@@ -362,6 +362,29 @@ async fn until_repaired<C: Cache, D: Durable>(tier: &TieredStore<C, D>) {
 
 const CLIENTS: usize = 32;
 
+/// Each client reads the value it last saved (no stale read), and its next increment
+/// lands on it (nothing lost).
+async fn every_client_reads_its_latest_and_loses_nothing(
+    store: &impl Store,
+    keys: &[TokenHash],
+    expected: &[u64],
+) {
+    for (i, k) in keys.iter().enumerate() {
+        assert_eq!(
+            count(store, k).await,
+            expected[i],
+            "client {i}: no stale read"
+        );
+    }
+    for (i, k) in keys.iter().enumerate() {
+        assert_eq!(
+            increment(store, k).await,
+            expected[i] + 1,
+            "client {i}: nothing lost"
+        );
+    }
+}
+
 async fn sessions(store: &impl Store) -> Vec<TokenHash> {
     let mut keys = Vec::new();
     for _ in 0..CLIENTS {
@@ -542,20 +565,7 @@ async fn a_lagging_replica_promoted_after_a_failover_is_cold_not_stale() {
     );
 
     until_repaired(&tier).await;
-    for (i, k) in keys.iter().enumerate() {
-        assert_eq!(
-            count(&tier, k).await,
-            expected[i],
-            "client {i}: no stale read"
-        );
-    }
-    for (i, k) in keys.iter().enumerate() {
-        assert_eq!(
-            increment(&tier, k).await,
-            expected[i] + 1,
-            "client {i}: nothing lost"
-        );
-    }
+    every_client_reads_its_latest_and_loses_nothing(&tier, &keys, &expected).await;
     assert!(
         tier.stats().cache_hits > 0,
         "the new primary serves as the cache afterwards"
@@ -600,20 +610,7 @@ async fn a_cache_restored_from_an_old_snapshot_is_cold_not_stale() {
     until_repaired(&tier).await;
     assert_eq!(tier.stats().cache_state, CacheState::Closed);
     // ...not one is read, and nothing is lost.
-    for (i, k) in keys.iter().enumerate() {
-        assert_eq!(
-            count(&tier, k).await,
-            expected[i],
-            "client {i}: no stale read"
-        );
-    }
-    for (i, k) in keys.iter().enumerate() {
-        assert_eq!(
-            increment(&tier, k).await,
-            expected[i] + 1,
-            "client {i}: nothing lost"
-        );
-    }
+    every_client_reads_its_latest_and_loses_nothing(&tier, &keys, &expected).await;
     for (i, k) in keys.iter().enumerate() {
         assert_eq!(count(&tier, k).await, expected[i] + 1);
     }

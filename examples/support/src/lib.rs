@@ -22,7 +22,7 @@ mod panel;
 
 use actix_web::cookie::Key;
 use base64::{engine::general_purpose::STANDARD, Engine as _};
-pub use panel::{plural, CookieView, KeyView, SessionPanel, Tiers, PANEL_CSS};
+pub use panel::{CookieView, KeyView, SessionPanel, Tiers, PANEL_CSS};
 use session_core::{
     store::{DynStore, MemoryStore, PostgresStore, RedisStore, SqliteStore, TieredStore},
     StoreError,

@@ -259,8 +259,7 @@ fn duration(secs: u64) -> String {
 }
 
 /// `1 hour`, `2 hours`.
-#[must_use]
-pub fn plural(n: u64, unit: &str) -> String {
+fn plural(n: u64, unit: &str) -> String {
     if n == 1 {
         format!("1 {unit}")
     } else {
