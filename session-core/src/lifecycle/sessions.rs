@@ -383,18 +383,8 @@ impl<S: Store> Sessions<S> {
                     if let Some(token) = tokens.iter().find(|token| token.hash() == key) {
                         return Ok(Outcome::Live(token.clone(), expires_at));
                     }
-                    let previous = if (step as usize) < RotationKey::FAMILY_SUCCESSORS {
-                        &self.previous_rotations[..]
-                    } else {
-                        &[]
-                    };
-                    let mut next = Vec::with_capacity(tokens.len() * (1 + previous.len()));
-                    for token in &tokens {
-                        for rotation in std::iter::once(&self.rotation).chain(previous) {
-                            next.push(rotation.successor(token)?);
-                        }
-                    }
-                    tokens = next;
+                    let with_previous = (step as usize) < RotationKey::FAMILY_SUCCESSORS;
+                    tokens = self.successors(&tokens, with_previous)?;
                 }
                 // A forward to an id this layer did not derive: never hand it out.
                 Err(StoreError::corrupt(
@@ -525,18 +515,33 @@ impl<S: Store> Sessions<S> {
         // an old-key successor): every combination, (1 + previous)^2 ids for two steps.
         let mut generation = vec![token.clone()];
         for _ in 0..RotationKey::FAMILY_SUCCESSORS {
-            let mut next =
-                Vec::with_capacity(generation.len() * (1 + self.previous_rotations.len()));
+            generation = self.successors(&generation, true)?;
             for member in &generation {
-                for key in std::iter::once(&self.rotation).chain(&self.previous_rotations) {
-                    let successor = key.successor(member)?;
-                    self.end_member(&successor.hash(), &marker).await?;
-                    next.push(successor);
-                }
+                self.end_member(&member.hash(), &marker).await?;
             }
-            generation = next;
         }
         Ok(())
+    }
+
+    /// The next rotation step of each of `tokens`: its successor under the current key,
+    /// and, `with_previous`, under each previous key too.
+    fn successors(
+        &self,
+        tokens: &[SessionToken],
+        with_previous: bool,
+    ) -> Result<Vec<SessionToken>, SessionsError> {
+        let previous = if with_previous {
+            &self.previous_rotations[..]
+        } else {
+            &[]
+        };
+        let mut next = Vec::with_capacity(tokens.len() * (1 + previous.len()));
+        for token in tokens {
+            for key in std::iter::once(&self.rotation).chain(previous) {
+                next.push(key.successor(token)?);
+            }
+        }
+        Ok(next)
     }
 
     /// Replaces whatever is under `key` by the ended `marker`.
