@@ -9,7 +9,7 @@ use actix_web::cookie::{Key, SameSite};
 use session_core::{
     binding::{BindingKey, BindingPolicy},
     client_ip::ForwardedHeader,
-    lifecycle::{Policy, RotationKey, Sessions, SessionsConfig, TheftResponse},
+    lifecycle::{Policy, RotationKey, Sessions, SessionsConfig, TheftResponse, UserKey},
     store::CleanupPolicy,
     Clock, Store, SystemClock,
 };
@@ -441,6 +441,7 @@ impl<S: Store> SessionLayerBuilder<S> {
                 store,
                 SessionsConfig {
                     rotation: RotationKey::new(&derive_key(&self.key, b"rotation")),
+                    users: UserKey::standard(),
                     previous_rotations: self
                         .previous_keys
                         .iter()

@@ -4,9 +4,15 @@
 use actix_session::{SessionExt as _, SessionStatus};
 use actix_web::{HttpMessage as _, HttpRequest};
 use serde_json::value::RawValue;
-use session_core::{lifecycle::Handled, Changes, State, StoreError};
+use session_core::{
+    lifecycle::{
+        users::{Principal, USER_KEY},
+        Handled,
+    },
+    Changes, State, StoreError,
+};
 
-use crate::{flash::FLASH_KEY, flash_message::FlashMessage, frame::Frame};
+use crate::{flash::FLASH_KEY, flash_message::FlashMessage, frame::Frame, users::UserRequest};
 
 /// How the handler left the session (`purge`, `renew`, changed, empty) and the keys it
 /// set or removed against `given` (the state it was handed, as stored).
@@ -14,7 +20,8 @@ use crate::{flash::FLASH_KEY, flash_message::FlashMessage, frame::Frame};
 /// Flash messages are kept out of the handler's `Session`; their key is worked out here
 /// from the frame: the pending ones stay unless a handler read them, and pushed ones are
 /// added. After a purge, only the messages pushed after it remain, and they are all of the
-/// fresh session's state.
+/// fresh session's state. The session's user is kept out of the handler's `Session` too,
+/// and changes only by what the handler asked of [`UserSessions`](crate::UserSessions).
 pub(crate) fn collect(
     req: &HttpRequest,
     given: Option<&State>,
@@ -27,19 +34,20 @@ pub(crate) fn collect(
     let extensions = req.extensions();
     let frame = extensions.get::<Frame>();
     let flash_enabled = frame.is_some_and(|frame| frame.flash_enabled);
-    let is_flash = |key: &str| flash_enabled && key == FLASH_KEY;
+    // Keys the handler's `Session` never held: a key of that name it set is not stored.
+    let reserved = |key: &str| key == USER_KEY || (flash_enabled && key == FLASH_KEY);
 
     let mut changes = Changes::new();
     let mut stored = 0;
     if !purged {
         if let Some(given) = given {
             for key in given.keys() {
-                if !is_flash(key) && !entries.contains_key(key) {
+                if !reserved(key) && !entries.contains_key(key) {
                     changes.remove(key.clone());
                 }
             }
         }
-        for (key, json) in entries.iter().filter(|(key, _)| !is_flash(key)) {
+        for (key, json) in entries.iter().filter(|(key, _)| !reserved(key)) {
             stored += 1;
             let before = given.and_then(|given| given.get(key));
             if before.is_none_or(|before| before.get() != json) {
@@ -61,6 +69,32 @@ pub(crate) fn collect(
             if before.is_none_or(|before| before.get() != json) {
                 let value = RawValue::from_string(json).map_err(StoreError::corrupt)?;
                 changes.set(FLASH_KEY.to_owned(), value);
+            }
+        }
+    }
+    if let Some(frame) = frame {
+        let before = given.and_then(|given| given.get(USER_KEY));
+        match &frame.user_request {
+            None if before.is_some() => stored += 1,
+            None => {}
+            Some(UserRequest::Detach) if before.is_some() => {
+                changes.remove(USER_KEY.to_owned());
+            }
+            Some(UserRequest::Detach) => {}
+            Some(UserRequest::Attach(user)) => {
+                stored += 1;
+                let attached =
+                    before.is_some() && frame.principal.as_ref().is_some_and(|p| &p.user == user);
+                if !attached {
+                    let agent = req
+                        .headers()
+                        .get(actix_web::http::header::USER_AGENT)
+                        .and_then(|value| value.to_str().ok());
+                    let principal = Principal::attach(user.clone(), agent)?;
+                    let value =
+                        serde_json::value::to_raw_value(&principal).map_err(StoreError::corrupt)?;
+                    changes.set(USER_KEY, value);
+                }
             }
         }
     }

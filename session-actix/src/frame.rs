@@ -2,7 +2,15 @@
 
 use actix_web::{HttpMessage as _, HttpRequest};
 
-use crate::{flash_message::FlashMessage, info::SessionInfo};
+use std::sync::Arc;
+
+use session_core::lifecycle::users::Principal;
+
+use crate::{
+    flash_message::FlashMessage,
+    info::SessionInfo,
+    users::{Directory, UserRequest},
+};
 
 /// What the layer leaves in the request's extensions for the extractors.
 pub(crate) struct Frame {
@@ -19,6 +27,12 @@ pub(crate) struct Frame {
     pub(crate) flash_after_purge: Vec<FlashMessage>,
     /// What [`SessionInfo`] extracts.
     pub(crate) info: SessionInfo,
+    /// The user the loaded session is attached to.
+    pub(crate) principal: Option<Principal>,
+    /// What a handler asked of the session's user ([`UserSessions`](crate::UserSessions)).
+    pub(crate) user_request: Option<UserRequest>,
+    /// The layer's user index; `None` for a cookie-only layer.
+    pub(crate) directory: Option<Arc<dyn Directory>>,
 }
 
 impl Frame {

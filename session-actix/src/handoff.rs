@@ -3,22 +3,30 @@
 
 use actix_session::SessionExt as _;
 use actix_web::{dev::ServiceRequest, HttpMessage as _};
-use session_core::Record;
+use std::sync::Arc;
 
-use crate::{flash::FLASH_KEY, frame::Frame, info::SessionInfo};
+use session_core::{
+    lifecycle::users::{Principal, USER_KEY},
+    Record,
+};
+
+use crate::{flash::FLASH_KEY, frame::Frame, info::SessionInfo, users::Directory};
 
 /// Puts `given` (the continued session's record, if any) into the request's `Session`, all
 /// but pending flash messages, which go to the [`Frame`]: they leave the session only when
 /// a handler reads them ([`Flash::messages`](crate::Flash::messages)), so each is shown once,
 /// and a request that does not show them (an API call, an asset) leaves them for the page
-/// that will ([`collect`](crate::collect) writes the outcome).
+/// that will ([`collect`](crate::collect) writes the outcome). The session's user (if it
+/// is attached to one) goes to the frame too, for [`UserSessions`](crate::UserSessions).
 pub(crate) fn hand_over(
     req: &ServiceRequest,
     given: Option<&Record>,
     flash_enabled: bool,
     info: SessionInfo,
+    directory: Option<Arc<dyn Directory>>,
 ) {
     let mut incoming_flash = Vec::new();
+    let mut principal = None;
     if let Some(record) = given {
         let session = req.get_session();
         for (key, value) in &record.state {
@@ -27,6 +35,10 @@ pub(crate) fn hand_over(
                     tracing::warn!(error = %err, "pending flash messages do not decode; dropped");
                     Vec::new()
                 });
+                continue;
+            }
+            if key == USER_KEY {
+                principal = Principal::of(&record.state);
                 continue;
             }
             // A raw JSON value serializes as itself: the handler sees the stored text.
@@ -42,5 +54,8 @@ pub(crate) fn hand_over(
         flash_pushed: Vec::new(),
         flash_after_purge: Vec::new(),
         info,
+        principal,
+        user_request: None,
+        directory,
     });
 }

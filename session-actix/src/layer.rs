@@ -63,7 +63,6 @@ impl<S> SessionLayer<S> {
     }
 
     /// What every request of the layer shares.
-    #[cfg_attr(not(feature = "testing"), allow(dead_code))]
     pub(crate) fn shared(&self) -> &Shared<S> {
         &self.inner
     }
@@ -191,7 +190,8 @@ where
     // 4. Hand the state to actix-session's `Session` (and flash messages to `Flash`).
     let given = found.given(start);
     let info = found.info(start, settings);
-    handoff::hand_over(&req, given, settings.integrate_flash, info);
+    let directory = inner.directory();
+    handoff::hand_over(&req, given, settings.integrate_flash, info, directory);
 
     // 5. Run the handler.
     let mut res = service.call(req).await?;

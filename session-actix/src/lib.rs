@@ -157,6 +157,7 @@ mod storage;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod typed;
+mod users;
 
 pub use builder::{SessionLayerBuilder, DEFAULT_MAX_RECORD_BYTES};
 pub use codec::CookieCodec;
@@ -168,10 +169,12 @@ pub use layer::{SessionLayer, SessionMiddleware};
 pub use seal::SealError;
 pub use session_core::client_ip::ForwardedHeader;
 pub use session_core::lifecycle::TheftResponse;
+pub use session_core::lifecycle::UserSession;
 pub use storage::CookieOnly;
 #[allow(deprecated)]
 pub use typed::TypedSession;
 pub use typed::{SessionAccessor, Typed};
+pub use users::UserSessions;
 
 pub use actix_session::{config::CookieContentSecurity, Session, SessionExt};
 /// The framework-agnostic core, re-exported whole: records, tokens, the schema traits.

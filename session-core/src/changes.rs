@@ -118,6 +118,23 @@ impl Changes {
         self.set.len() + self.removed.len()
     }
 
+    /// What these changes do to `key`: `Some(Some(value))` if they set it (the last value
+    /// set wins), `Some(None)` if they only remove it, `None` if they leave it alone.
+    #[must_use]
+    pub fn change_of(&self, key: &str) -> Option<Option<&RawValue>> {
+        if let Some((_, value)) = self.set.iter().rev().find(|(k, _)| k == key) {
+            return Some(Some(value));
+        }
+        self.removed.iter().any(|k| k == key).then_some(None)
+    }
+
+    /// Sets `key` to `value`, replacing what these changes set it to before.
+    pub fn replace(&mut self, key: &str, value: Box<RawValue>) {
+        self.set.retain(|(k, _)| k != key);
+        self.removed.retain(|k| k != key);
+        self.set.push((key.to_owned(), value));
+    }
+
     /// Applies the changes to `state`: removals first, then the keys set.
     pub fn apply(&self, state: &mut State) {
         for key in &self.removed {

@@ -89,6 +89,10 @@ pub struct Metadata {
     /// session and keeps a racing rotation from creating it again.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub ended: bool,
+    /// On a user's index of sessions (see [`lifecycle::users`](crate::lifecycle::users)):
+    /// a record that is not a session, and never loads as one.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub user_index: bool,
 }
 
 impl Metadata {
@@ -102,6 +106,7 @@ impl Metadata {
             successor: None,
             forward_until_ms: None,
             ended: false,
+            user_index: false,
         }
     }
 

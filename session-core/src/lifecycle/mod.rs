@@ -45,11 +45,13 @@
 
 mod family;
 mod sessions;
+pub mod users;
 
 use std::time::{Duration, SystemTime};
 
 pub use family::RotationKey;
 pub use sessions::{unix_millis, Loaded, Outcome, Sessions, SessionsConfig, SessionsError};
+pub use users::{UserKey, UserSession};
 
 /// The settings the decisions depend on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,7 +7,10 @@ use crate::{
     telemetry, Changes, Metadata, Record, SessionToken, Store, StoreError, TokenHash,
 };
 
-use super::{Finish, Plan, RotationKey, TheftResponse};
+use super::{
+    users::{Principal, USER_KEY},
+    Finish, Plan, RotationKey, TheftResponse, UserKey,
+};
 
 /// How many rotated-away records a revocation follows at most.
 const MAX_REVOKED_CHAIN: usize = 64;
@@ -17,7 +20,7 @@ const MAX_REVOKED_CHAIN: usize = 64;
 const ENDED_VERSION: u64 = i64::MAX as u64;
 
 /// How often ending one member retries when a racing rotation re-creates it.
-const END_ATTEMPTS: usize = 3;
+pub(super) const END_ATTEMPTS: usize = 3;
 
 /// How many fresh ids to try when one collides with an existing session.
 const CREATE_ATTEMPTS: usize = 3;
@@ -71,12 +74,13 @@ pub enum Outcome {
 /// [`start`](super::start) and [`finish`](super::finish) what to do, and hands the
 /// [`Plan`] to [`carry_out`](Self::carry_out).
 pub struct Sessions<S> {
-    store: Arc<S>,
-    rotation: RotationKey,
+    pub(super) store: Arc<S>,
+    pub(super) rotation: RotationKey,
+    pub(super) users: UserKey,
     previous_rotations: Vec<RotationKey>,
     rotates: bool,
     grace: Duration,
-    idle_timeout: Duration,
+    pub(super) idle_timeout: Duration,
     queue: WriteQueue,
     cleanup: CleanupPolicy,
     max_record_bytes: usize,
@@ -97,6 +101,8 @@ impl<S> std::fmt::Debug for Sessions<S> {
 pub struct SessionsConfig {
     /// Derives successor ids.
     pub rotation: RotationKey,
+    /// Derives the keys of users' session indexes ([`users`](super::users)).
+    pub users: UserKey,
     /// The rotation keys of previous cookie keys (key rotation): successors they derived
     /// are still followed and ended, never created.
     pub previous_rotations: Vec<RotationKey>,
@@ -121,6 +127,7 @@ impl<S: Store> Sessions<S> {
         Self {
             store,
             rotation: config.rotation,
+            users: config.users,
             previous_rotations: config.previous_rotations,
             rotates: config.rotates,
             grace: config.grace,
@@ -159,7 +166,7 @@ impl<S: Store> Sessions<S> {
             let Some((record, from)) = self.load_record(&key).await? else {
                 return Ok(None);
             };
-            if record.meta.ended {
+            if record.meta.ended || record.meta.user_index {
                 return Ok(None);
             }
             let Some(successor) = record.meta.successor() else {
@@ -273,6 +280,11 @@ impl<S: Store> Sessions<S> {
     /// for a new session). `binding` is the client's fingerprint, kept by a created
     /// session. `presented` is the family a refused session's plan ends (`end_old`).
     ///
+    /// A session attached to a user ([`users`](super::users)) has its index entry written
+    /// first, so that ending the user's sessions always reaches it; if the entry is gone
+    /// (the session was ended through the index while the request ran), the session is
+    /// ended instead of written.
+    ///
     /// # Errors
     ///
     /// The store's; [`StoreError::TooLarge`] (nothing stored) when the state would exceed
@@ -281,9 +293,60 @@ impl<S: Store> Sessions<S> {
         &self,
         plan: &Plan,
         loaded: Option<Loaded>,
+        mut changes: Changes,
+        binding: Option<String>,
+        now: SystemTime,
+    ) -> Result<Option<Outcome>, SessionsError> {
+        let mut plan = *plan;
+        let carries_state = matches!(
+            plan.finish,
+            Finish::Touch | Finish::Write | Finish::Rotate | Finish::Renew
+        );
+        let before = loaded
+            .as_ref()
+            .filter(|_| carries_state || plan.finish == Finish::End || plan.end_old)
+            .and_then(|loaded| Principal::of(&loaded.record.state));
+        let after = match changes.change_of(USER_KEY) {
+            _ if matches!(plan.finish, Finish::End | Finish::Nothing) => None,
+            Some(Some(raw)) => serde_json::from_str(raw.get()).ok(),
+            Some(None) => None,
+            None if carries_state => before.clone(),
+            None => None,
+        };
+        if before.is_none() && after.is_none() {
+            return self
+                .carry_out_plan(&plan, loaded, changes, binding, now, None)
+                .await;
+        }
+        let steps = self
+            .before_plan(
+                &mut plan.finish,
+                loaded.as_ref().map(|loaded| (&loaded.key, &loaded.token)),
+                before,
+                after,
+                &mut changes,
+                now,
+            )
+            .await?;
+        let fresh = steps.fresh.clone();
+        let outcome = self
+            .carry_out_plan(&plan, loaded, changes, binding, now, fresh)
+            .await?;
+        self.after_plan(steps, matches!(outcome, Some(Outcome::Ended)), now)
+            .await;
+        Ok(outcome)
+    }
+
+    /// [`carry_out`](Self::carry_out) once the user index is seen to; a created or renewed
+    /// session takes the id `fresh`, if given.
+    async fn carry_out_plan(
+        &self,
+        plan: &Plan,
+        loaded: Option<Loaded>,
         changes: Changes,
         binding: Option<String>,
         now: SystemTime,
+        fresh: Option<SessionToken>,
     ) -> Result<Option<Outcome>, SessionsError> {
         let expires_at = now + self.idle_timeout;
         match plan.finish {
@@ -325,7 +388,7 @@ impl<S: Store> Sessions<S> {
                 let mut record = Record::new(now, expires_at);
                 changes.apply(&mut record.state);
                 record.meta = Metadata::new_session(binding, now);
-                let outcome = self.create(&record).await?;
+                let outcome = self.create(&record, fresh).await?;
                 telemetry::count(telemetry::CREATED);
                 Ok(Some(outcome))
             }
@@ -337,7 +400,7 @@ impl<S: Store> Sessions<S> {
                 record.state = loaded.record.state.clone();
                 changes.apply(&mut record.state);
                 record.meta = Metadata::new_session(binding, now);
-                let outcome = self.create(&record).await?;
+                let outcome = self.create(&record, fresh).await?;
                 self.end_family(loaded.held(), now).await?;
                 telemetry::count(telemetry::RENEWED);
                 Ok(Some(outcome))
@@ -456,9 +519,24 @@ impl<S: Store> Sessions<S> {
         self.write(loaded, changes, expires_at).await
     }
 
-    /// Creates a session under a fresh id.
-    async fn create(&self, record: &Record) -> Result<Outcome, SessionsError> {
+    /// Creates a session under a fresh id: `fresh` if given (an index entry names it
+    /// already; if it is taken, the session was ended meanwhile and is not created), else
+    /// one drawn here.
+    async fn create(
+        &self,
+        record: &Record,
+        fresh: Option<SessionToken>,
+    ) -> Result<Outcome, SessionsError> {
         self.check_size(record)?;
+        if let Some(token) = fresh {
+            if self.store.create(&token.hash(), record).await? {
+                telemetry::record_bytes(crate::store::state_bytes(record));
+                self.cleanup.after_write(self.store.as_ref()).await;
+                return Ok(Outcome::Live(token, record.expires_at));
+            }
+            tracing::info!("the session's id was ended before it was created; not created");
+            return Ok(Outcome::Ended);
+        }
         for _ in 0..CREATE_ATTEMPTS {
             let token = SessionToken::generate()?;
             if self.store.create(&token.hash(), record).await? {
@@ -474,7 +552,7 @@ impl<S: Store> Sessions<S> {
     }
 
     /// Refuses a record larger than `max_record_bytes`.
-    fn check_size(&self, record: &Record) -> Result<(), SessionsError> {
+    pub(super) fn check_size(&self, record: &Record) -> Result<(), SessionsError> {
         let size = crate::store::state_bytes(record);
         if size > self.max_record_bytes {
             return Err(StoreError::TooLarge {
@@ -505,11 +583,7 @@ impl<S: Store> Sessions<S> {
         if !self.rotates {
             return self.store.delete(&token.hash()).await;
         }
-        let mut marker = Record::new(now, now + self.grace + self.idle_timeout);
-        marker.meta.ended = true;
-        // A version no loaded record has: a save based on the ended session is refused
-        // by the version check and never overwrites the marker.
-        marker.version = ENDED_VERSION;
+        let marker = self.ended_marker(now);
         self.end_member(&token.hash(), &marker).await?;
         // With previous keys, a chain may mix them (an instance with the new key rotated
         // an old-key successor): every combination, (1 + previous)^2 ids for two steps.
@@ -521,6 +595,17 @@ impl<S: Store> Sessions<S> {
             }
         }
         Ok(())
+    }
+
+    /// The marker that replaces an ended session: no data, lives for the grace window and
+    /// an idle timeout.
+    pub(super) fn ended_marker(&self, now: SystemTime) -> Record {
+        let mut marker = Record::new(now, now + self.grace + self.idle_timeout);
+        marker.meta.ended = true;
+        // A version no loaded record has: a save based on the ended session is refused
+        // by the version check and never overwrites the marker.
+        marker.version = ENDED_VERSION;
+        marker
     }
 
     /// The next rotation step of each of `tokens`: its successor under the current key,

@@ -3,7 +3,7 @@
 use std::{
     sync::{
         atomic::{AtomicU8, Ordering},
-        Arc,
+        Arc, Mutex,
     },
     time::SystemTime,
 };
@@ -64,6 +64,8 @@ const BEFORE_UPDATE: u8 = 2;
 pub struct Held<S> {
     inner: S,
     armed: Arc<AtomicU8>,
+    /// With [`arm_update_of`](Held::arm_update_of): the key whose update to stop.
+    armed_key: Arc<Mutex<Option<TokenHash>>>,
     reached: Arc<Notify>,
     release: Arc<Notify>,
 }
@@ -74,6 +76,7 @@ impl<S> Held<S> {
         Self {
             inner,
             armed: Arc::default(),
+            armed_key: Arc::default(),
             reached: Arc::default(),
             release: Arc::default(),
         }
@@ -86,6 +89,14 @@ impl<S> Held<S> {
             HoldAt::BeforeUpdate => BEFORE_UPDATE,
         };
         self.armed.store(point, Ordering::SeqCst);
+    }
+
+    /// Stops the next `update` of `key` (before it is sent), letting every other call
+    /// through: one step of a request that makes several writes.
+    pub fn arm_update_of(&self, key: TokenHash) {
+        if let Ok(mut armed) = self.armed_key.lock() {
+            *armed = Some(key);
+        }
     }
 
     /// Resolves once a call is held.
@@ -143,6 +154,14 @@ impl<S: Store> Store for Held<S> {
         record: &Record,
     ) -> Result<bool, StoreError> {
         self.hold_if(BEFORE_UPDATE).await;
+        let hold = self
+            .armed_key
+            .lock()
+            .is_ok_and(|mut armed| armed.take_if(|armed| armed == key).is_some());
+        if hold {
+            self.reached.notify_one();
+            self.release.notified().await;
+        }
         self.inner.update(key, expected, record).await
     }
 

@@ -695,6 +695,342 @@ pub async fn corrupt_data<S: Store>(f: Fixture<S>) {
     }
 }
 
+fn user_sessions_of<S: Store>(store: S) -> crate::lifecycle::Sessions<S> {
+    use crate::lifecycle::{RotationKey, Sessions, SessionsConfig, TheftResponse, UserKey};
+    Sessions::new(
+        Arc::new(store),
+        SessionsConfig {
+            rotation: RotationKey::new(&[7; 32]),
+            users: UserKey::standard(),
+            previous_rotations: Vec::new(),
+            rotates: true,
+            grace: Duration::from_secs(5),
+            idle_timeout: 10 * MINUTE,
+            cleanup: crate::store::CleanupPolicy::new(0, 100),
+            max_record_bytes: 64 * 1024,
+            theft: TheftResponse::Log,
+        },
+    )
+}
+
+/// Carries out `finish` for `token`'s session (or a new one) with the changes `set`, at
+/// `now`: what a web layer does at the end of a request.
+async fn request<S: Store>(
+    sessions: &crate::lifecycle::Sessions<S>,
+    token: Option<&SessionToken>,
+    finish: crate::lifecycle::Finish,
+    set: &[(&str, Box<serde_json::value::RawValue>)],
+    now: SystemTime,
+) -> Option<SessionToken> {
+    use crate::lifecycle::{CookieAction, Outcome, Plan};
+    let loaded = match token {
+        Some(token) => sessions.load(token.clone(), now).await.unwrap(),
+        None => None,
+    };
+    let mut changes = Changes::new();
+    for (key, value) in set {
+        changes.set(*key, value.clone());
+    }
+    let plan = Plan {
+        finish,
+        end_old: false,
+        cookie: CookieAction::Set,
+    };
+    match sessions
+        .carry_out(&plan, loaded, changes, None, now)
+        .await
+        .unwrap()
+    {
+        Some(Outcome::Live(token, _)) => Some(token),
+        _ => None,
+    }
+}
+
+fn attach(user: &str, agent: &str) -> (&'static str, Box<serde_json::value::RawValue>) {
+    let principal = crate::lifecycle::users::Principal::attach(user, Some(agent)).unwrap();
+    (
+        crate::lifecycle::users::USER_KEY,
+        to_raw_value(&principal).unwrap(),
+    )
+}
+
+fn entry_of(record: &Record) -> String {
+    crate::lifecycle::users::Principal::of(&record.state)
+        .expect("attached")
+        .entry
+}
+
+/// The sessions of a user ([`lifecycle::users`](crate::lifecycle::users)): three sessions
+/// attached to one user are listed; ending one, then all but one, leaves exactly that one
+/// live and in the index; the ended ones load as no session; another user's are untouched.
+///
+/// # Panics
+///
+/// When the store breaks the contract.
+pub async fn user_index<S: Store>(f: Fixture<S>) {
+    use crate::lifecycle::{users::UserKey, Finish};
+    let now = f.clock.now_system();
+    let sessions = user_sessions_of(f.store);
+    let user = format!("alice-{}", key().as_str());
+    let mut tokens = Vec::new();
+    for agent in [
+        "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36",
+        "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1",
+        "curl/8.5.0",
+    ] {
+        let set = [attach(&user, agent), ("n", to_raw_value(&1).unwrap())];
+        tokens.push(request(&sessions, None, Finish::Create, &set, now).await.unwrap());
+    }
+    let bob = format!("bob-{}", key().as_str());
+    let bobs = request(
+        &sessions,
+        None,
+        Finish::Create,
+        &[attach(&bob, "curl/8")],
+        now,
+    )
+    .await
+    .unwrap();
+    let loaded = sessions
+        .load(tokens[0].clone(), now)
+        .await
+        .unwrap()
+        .unwrap();
+    let current = entry_of(&loaded.record);
+
+    let listed = sessions
+        .user_sessions(&user, Some(&current), now)
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 4, "{listed:?}");
+    assert_eq!(listed.iter().filter(|s| s.current).count(), 1);
+    let mut agents: Vec<&str> = listed.iter().map(|s| s.agent.as_str()).collect();
+    agents.sort_unstable();
+    assert_eq!(
+        agents,
+        [
+            "Chrome on Windows",
+            "Firefox on Linux",
+            "Safari on iOS",
+            "curl"
+        ]
+    );
+    assert!(listed.iter().all(|s| s.created == loaded.record.created_at));
+
+    // End one (the curl session), by its entry id.
+    let curl = sessions
+        .load(tokens[3].clone(), now)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(sessions
+        .end_user_session(&user, &entry_of(&curl.record), now)
+        .await
+        .unwrap());
+    assert!(
+        sessions
+            .load(tokens[3].clone(), now)
+            .await
+            .unwrap()
+            .is_none(),
+        "ended"
+    );
+    assert!(!sessions
+        .end_user_session(&user, "no-such-entry", now)
+        .await
+        .unwrap());
+
+    // End all but the current one.
+    assert_eq!(
+        sessions
+            .end_user_sessions(&user, Some(&current), now)
+            .await
+            .unwrap(),
+        2
+    );
+    for token in &tokens[1..] {
+        assert!(
+            sessions.load(token.clone(), now).await.unwrap().is_none(),
+            "ended"
+        );
+    }
+    let kept = sessions
+        .load(tokens[0].clone(), now)
+        .await
+        .unwrap()
+        .expect("kept");
+    assert_eq!(kept.record.get::<i32>("n").unwrap(), Some(1));
+    let listed = sessions
+        .user_sessions(&user, Some(&current), now)
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 1);
+    assert!(listed[0].current);
+    let index = sessions
+        .store()
+        .load(&UserKey::standard().index_of(&user))
+        .await
+        .unwrap()
+        .expect("the index");
+    assert_eq!(index.state.len(), 1, "the index holds one entry");
+    assert!(
+        sessions.load(bobs.clone(), now).await.unwrap().is_some(),
+        "another user's session is untouched"
+    );
+    assert_eq!(
+        sessions.user_sessions(&bob, None, now).await.unwrap().len(),
+        1
+    );
+
+    // Signing out (a purge) removes the entry with the session.
+    request(&sessions, Some(&tokens[0]), Finish::End, &[], now).await;
+    assert!(sessions
+        .user_sessions(&user, None, now)
+        .await
+        .unwrap()
+        .is_empty());
+    let index = sessions
+        .store()
+        .load(&UserKey::standard().index_of(&user))
+        .await
+        .unwrap()
+        .expect("the index");
+    assert!(
+        index.state.is_empty(),
+        "no entry left: {:?}",
+        index.state.keys()
+    );
+    assert!(sessions
+        .load(tokens[0].clone(), now)
+        .await
+        .unwrap()
+        .is_none());
+}
+
+/// The index of a user's sessions outlives each of them and nothing more: entries of
+/// expired sessions are pruned when listed, a session used past what the index was known
+/// to live extends it, and once every session expired the index expires too (and cleanup
+/// reclaims it, where `cleanup` reclaims).
+///
+/// # Panics
+///
+/// When the store breaks the contract.
+pub async fn user_index_expiry<S: Store>(f: Fixture<S>) {
+    use crate::lifecycle::{users::UserKey, Finish};
+    let clock = f.clock.clone();
+    let reclaims = f.cleanup_reclaims;
+    let sessions = user_sessions_of(f.store);
+    let user = format!("carol-{}", key().as_str());
+    let index_key = UserKey::standard().index_of(&user);
+    let t0 = clock.now_system();
+    let a = request(
+        &sessions,
+        None,
+        Finish::Create,
+        &[attach(&user, "curl/1")],
+        t0,
+    )
+    .await
+    .unwrap();
+    let b = request(
+        &sessions,
+        None,
+        Finish::Create,
+        &[attach(&user, "curl/2")],
+        t0,
+    )
+    .await
+    .unwrap();
+    // Idle timeout 10 minutes; the index lives 20 minutes from the sign-ins.
+    let first = expiry_of(sessions.store(), &index_key)
+        .await
+        .expect("the index");
+    assert!(first >= t0 + 20 * MINUTE - Duration::from_secs(1));
+
+    // B is used at 6 minutes (no extension needed) and at 11 (it would outlive the index).
+    clock.advance(6 * MINUTE);
+    let n = [("n", to_raw_value(&1).unwrap())];
+    let b = request(&sessions, Some(&b), Finish::Write, &n, clock.now_system())
+        .await
+        .unwrap();
+    assert_eq!(
+        expiry_of(sessions.store(), &index_key).await,
+        Some(first),
+        "not extended early"
+    );
+    clock.advance(5 * MINUTE);
+    let n = [("n", to_raw_value(&2).unwrap())];
+    let b = request(&sessions, Some(&b), Finish::Write, &n, clock.now_system())
+        .await
+        .unwrap();
+    let extended = expiry_of(sessions.store(), &index_key)
+        .await
+        .expect("the index");
+    assert!(extended >= clock.now_system() + 2 * MINUTE * 10 - Duration::from_secs(1));
+    assert!(
+        sessions
+            .load(a.clone(), clock.now_system())
+            .await
+            .unwrap()
+            .is_none(),
+        "A expired"
+    );
+
+    // Past the first expiry of the index: it lives on for B, which alone is listed, and
+    // the listing pruned A's entry.
+    clock.advance(9 * MINUTE + Duration::from_secs(30));
+    let now = clock.now_system();
+    assert!(now > first);
+    let listed = sessions.user_sessions(&user, None, now).await.unwrap();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    let index = sessions
+        .store()
+        .load(&index_key)
+        .await
+        .unwrap()
+        .expect("the index");
+    assert_eq!(index.state.len(), 1, "A's entry pruned");
+    assert!(sessions.load(b.clone(), now).await.unwrap().is_some());
+
+    // Everything expires: the index too, and cleanup leaves nothing of it.
+    clock.advance(11 * MINUTE);
+    assert!(sessions
+        .load(b, clock.now_system())
+        .await
+        .unwrap()
+        .is_none());
+    assert!(
+        sessions.store().load(&index_key).await.unwrap().is_none(),
+        "the index expired"
+    );
+    assert!(sessions
+        .user_sessions(&user, None, clock.now_system())
+        .await
+        .unwrap()
+        .is_empty());
+    if reclaims {
+        let mut reclaimed = 0;
+        for _ in 0..100 {
+            let n = sessions.store().cleanup(100).await.unwrap();
+            reclaimed += n;
+            if n < 100 {
+                break;
+            }
+        }
+        assert!(reclaimed >= 3, "the sessions and the index: {reclaimed}");
+        assert_eq!(sessions.store().cleanup(100).await.unwrap(), 0);
+    }
+}
+
+async fn expiry_of<S: Store>(store: &S, key: &TokenHash) -> Option<SystemTime> {
+    store
+        .load(key)
+        .await
+        .unwrap()
+        .map(|record| record.expires_at)
+}
+
 /// Runs every case of the suite, each against a fresh fixture from `fixture`, printing the
 /// name of each case before it runs so a failure says which one it was.
 ///
@@ -730,7 +1066,9 @@ where
         create_collision,
         cleanup,
         concurrent_saves,
-        corrupt_data
+        corrupt_data,
+        user_index,
+        user_index_expiry
     );
 }
 
@@ -779,7 +1117,7 @@ macro_rules! store_conformance {
             $crate::store_conformance!(@cases $fixture;
                 round_trip, versions, previous_format, deltas, unknown_ids, ttl_expiry, touch,
                 delete, update_after_delete, create_collision, cleanup, concurrent_saves,
-                corrupt_data);
+                corrupt_data, user_index, user_index_expiry);
         }
     };
     (@cases $fixture:expr; $($case:ident),*) => {

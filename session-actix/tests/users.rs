@@ -1,0 +1,335 @@
+//! The sessions of a user through the layer: sign in on three clients, list them, end one,
+//! end all others, sign out; what each costs. Over the memory store and the tiered Redis +
+//! PostgreSQL store.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
+mod common;
+
+use std::time::Duration;
+
+use actix_web::{
+    body::MessageBody,
+    cookie::Key,
+    dev::{Service, ServiceResponse},
+    test, web, App, HttpResponse,
+};
+use common::{Client, Fixture};
+use session_actix::{Session, SessionLayer, UserSessions};
+use session_core::{lifecycle::UserKey, Store};
+
+const FIREFOX: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
+const CHROME: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36";
+const SAFARI: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1";
+
+async fn app<S: Store + Clone>(
+    layer: SessionLayer<S>,
+) -> impl Service<
+    actix_http::Request,
+    Response = ServiceResponse<impl MessageBody>,
+    Error = actix_web::Error,
+> {
+    test::init_service(
+        App::new()
+            .wrap(layer)
+            .route(
+                "/sign-in/{user}",
+                web::post().to(
+                    |session: Session, users: UserSessions, user: web::Path<String>| async move {
+                        session.renew();
+                        users.attach(user.into_inner())?;
+                        Ok::<_, actix_web::Error>("signed in")
+                    },
+                ),
+            )
+            .route(
+                "/whoami",
+                web::get().to(|users: UserSessions| async move {
+                    users.user().unwrap_or_else(|| "nobody".to_owned())
+                }),
+            )
+            .route(
+                "/devices",
+                web::get().to(|users: UserSessions| async move {
+                    let mut page = String::new();
+                    for s in users.list().await? {
+                        let mark = if s.current { "*" } else { "" };
+                        page.push_str(&format!("{}|{}{mark}\n", s.id, s.agent));
+                    }
+                    Ok::<_, actix_web::Error>(page)
+                }),
+            )
+            .route(
+                "/end/{id}",
+                web::post().to(|users: UserSessions, id: web::Path<String>| async move {
+                    Ok::<_, actix_web::Error>(users.end(&id).await?.to_string())
+                }),
+            )
+            .route(
+                "/end-others",
+                web::post().to(|users: UserSessions| async move {
+                    Ok::<_, actix_web::Error>(users.end_others().await?.to_string())
+                }),
+            )
+            .route(
+                "/end-all",
+                web::post().to(|users: UserSessions| async move {
+                    Ok::<_, actix_web::Error>(users.end_all().await?.to_string())
+                }),
+            )
+            .route(
+                "/detach",
+                web::post().to(|users: UserSessions| async move {
+                    users.detach();
+                    "detached"
+                }),
+            )
+            .route(
+                "/sign-out",
+                web::post().to(|session: Session| async move {
+                    session.purge();
+                    "bye"
+                }),
+            )
+            .route(
+                "/inc",
+                web::post().to(|session: Session| async move {
+                    let n = session.get::<u32>("count").unwrap().unwrap_or(0) + 1;
+                    session.insert("count", n).unwrap();
+                    n.to_string()
+                }),
+            )
+            .route(
+                "/count",
+                web::get().to(|session: Session| async move {
+                    let keys = session.entries().keys().cloned().collect::<Vec<_>>();
+                    assert!(!keys.iter().any(|k| k.starts_with("__")), "{keys:?}");
+                    session
+                        .get::<u32>("count")
+                        .unwrap()
+                        .unwrap_or(0)
+                        .to_string()
+                }),
+            )
+            .route(
+                "/raw-user",
+                web::post().to(|session: Session| async move {
+                    // A handler cannot attach by writing the reserved key.
+                    session.insert("__user", "mallory").unwrap();
+                    HttpResponse::Ok().body("tried")
+                }),
+            ),
+    )
+    .await
+}
+
+fn client(agent: &str) -> Client {
+    let mut client = Client::new();
+    client.user_agent = agent.to_owned();
+    client
+}
+
+/// The entries of `user`'s index, as stored.
+async fn index_entries<S: Store>(store: &S, user: &str) -> usize {
+    store
+        .load(&UserKey::standard().index_of(user))
+        .await
+        .unwrap()
+        .map_or(0, |index| index.state.len())
+}
+
+async fn three_clients_end_all_but_one<S: Store + Clone>(f: Fixture<S>) {
+    let key = Key::generate();
+    let layer = common::layer(&f, &key, |b| b.cookie_secure(false));
+    let admin = layer.clone();
+    let app = app(layer).await;
+    let mut clients = [client(FIREFOX), client(CHROME), client(SAFARI)];
+    for c in &mut clients {
+        assert_eq!(c.post(&app, "/sign-in/alice").await.body, "signed in");
+        assert_eq!(c.post(&app, "/inc").await.body, "1");
+        assert_eq!(c.get(&app, "/whoami").await.body, "alice");
+    }
+    let mut bob = client(FIREFOX);
+    bob.post(&app, "/sign-in/bob").await;
+    assert_eq!(index_entries(&f.store, "alice").await, 3);
+
+    let page = clients[0].get(&app, "/devices").await.body;
+    let lines: Vec<&str> = page.lines().collect();
+    assert_eq!(lines.len(), 3, "{page}");
+    assert_eq!(
+        lines.iter().filter(|l| l.ends_with('*')).count(),
+        1,
+        "{page}"
+    );
+    assert!(page.contains("|Firefox on Linux*"), "{page}");
+    assert!(page.contains("|Chrome on Windows\n"), "{page}");
+    assert!(page.contains("|Safari on iOS\n"), "{page}");
+
+    assert_eq!(clients[0].post(&app, "/end-others").await.body, "2");
+    for c in &mut clients[1..] {
+        assert_eq!(c.get(&app, "/count").await.body, "0", "an empty session");
+        assert_eq!(c.get(&app, "/whoami").await.body, "nobody");
+    }
+    assert_eq!(index_entries(&f.store, "alice").await, 1, "one entry left");
+    assert_eq!(clients[0].get(&app, "/count").await.body, "1", "kept");
+    let page = clients[0].get(&app, "/devices").await.body;
+    assert_eq!(page.lines().count(), 1, "{page}");
+    assert_eq!(
+        admin.user_sessions("bob").await.unwrap().len(),
+        1,
+        "bob untouched"
+    );
+    assert_eq!(bob.get(&app, "/whoami").await.body, "bob");
+
+    // End one by its id, from another device of the same user.
+    clients[1].post(&app, "/sign-in/alice").await;
+    let page = clients[1].get(&app, "/devices").await.body;
+    let other = page
+        .lines()
+        .find(|l| !l.ends_with('*'))
+        .and_then(|l| l.split('|').next())
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        clients[1].post(&app, &format!("/end/{other}")).await.body,
+        "true"
+    );
+    assert_eq!(
+        clients[0].get(&app, "/whoami").await.body,
+        "nobody",
+        "ended"
+    );
+    assert_eq!(clients[1].post(&app, "/end/unknown").await.body, "false");
+
+    // End all: this one too, with this response.
+    let reply = clients[1].post(&app, "/end-all").await;
+    assert_eq!(reply.body, "1");
+    assert!(
+        reply.set_cookie.is_some_and(|c| c.value().is_empty()),
+        "cookie removed"
+    );
+    assert_eq!(clients[1].get(&app, "/whoami").await.body, "nobody");
+    assert!(admin.user_sessions("alice").await.unwrap().is_empty());
+    assert_eq!(index_entries(&f.store, "alice").await, 0);
+    assert_eq!(admin.end_user_sessions("bob").await.unwrap(), 1);
+    assert_eq!(bob.get(&app, "/whoami").await.body, "nobody");
+}
+
+async fn sign_out_and_detach<S: Store + Clone>(f: Fixture<S>) {
+    let key = Key::generate();
+    let app = app(common::layer(&f, &key, |b| b.cookie_secure(false))).await;
+    let (mut a, mut b) = (client(FIREFOX), client(CHROME));
+    a.post(&app, "/sign-in/dora").await;
+    b.post(&app, "/sign-in/dora").await;
+    b.post(&app, "/inc").await;
+    assert_eq!(index_entries(&f.store, "dora").await, 2);
+    a.post(&app, "/sign-out").await;
+    assert_eq!(
+        index_entries(&f.store, "dora").await,
+        1,
+        "signing out removes the entry"
+    );
+    assert_eq!(b.post(&app, "/detach").await.body, "detached");
+    assert_eq!(index_entries(&f.store, "dora").await, 0, "detaching too");
+    assert_eq!(b.get(&app, "/whoami").await.body, "nobody");
+    assert_eq!(b.get(&app, "/count").await.body, "1", "the session stays");
+    // The reserved key cannot be written by a handler.
+    b.post(&app, "/raw-user").await;
+    assert_eq!(b.get(&app, "/whoami").await.body, "nobody");
+    assert_eq!(b.get(&app, "/devices").await.body, "");
+}
+
+/// An attached session costs what any session costs: a read is one store read, a write
+/// one write (one statement and one cache command in the tiered store); only the sign-in
+/// and, once per idle timeout, the index extension touch the index.
+async fn costs<S: Store + Clone>(f: Fixture<S>) {
+    let key = Key::generate();
+    let app = app(common::layer(&f, &key, |b| {
+        b.cookie_secure(false)
+            .idle_timeout(Duration::from_secs(600))
+    }))
+    .await;
+    let mut c = client(FIREFOX);
+    c.post(&app, "/inc").await;
+    c.post(&app, "/sign-in/erin").await;
+    (f.costs)();
+    c.get(&app, "/count").await;
+    let (cache, durable) = (f.costs)();
+    assert_eq!(
+        cache.total() + durable.total(),
+        1,
+        "a read: {cache:?} {durable:?}"
+    );
+    assert_eq!(cache.load, 1, "from the cache");
+    c.post(&app, "/inc").await;
+    let (cache, durable) = (f.costs)();
+    let tiered = durable.total() > 0;
+    let write = if tiered { 3 } else { 2 }; // the load, the update (and the cache put)
+    assert_eq!(
+        cache.total() + durable.total(),
+        write,
+        "a write: {cache:?} {durable:?}"
+    );
+    f.clock.advance(Duration::from_secs(300));
+    c.post(&app, "/inc").await;
+    let (cache, durable) = (f.costs)();
+    assert_eq!(
+        cache.total() + durable.total(),
+        write,
+        "no extension yet: {cache:?} {durable:?}"
+    );
+    // Past an idle timeout since the sign-in, the index is extended, once.
+    f.clock.advance(Duration::from_secs(310));
+    c.post(&app, "/inc").await;
+    let (cache, durable) = (f.costs)();
+    let extension = cache.total() + durable.total() - write;
+    // The index read from the store of record and written (in the tiered store: a
+    // statement and a cache put each way, the read refilling the cache).
+    let expected = if tiered { 4 } else { 2 };
+    assert_eq!(
+        extension, expected,
+        "the index read and written once: {cache:?} {durable:?}"
+    );
+    c.post(&app, "/inc").await;
+    let (cache, durable) = (f.costs)();
+    assert_eq!(
+        cache.total() + durable.total(),
+        write,
+        "{cache:?} {durable:?}"
+    );
+    assert_eq!(c.get(&app, "/count").await.body, "5");
+    f.clock.advance(Duration::from_secs(590));
+    assert_eq!(c.get(&app, "/whoami").await.body, "erin");
+    let layer = common::layer(&f, &key, |b| b.cookie_secure(false));
+    assert_eq!(
+        layer.user_sessions("erin").await.unwrap().len(),
+        1,
+        "still listed"
+    );
+}
+
+macro_rules! per_store {
+    ($($case:ident),*) => {
+        mod memory {
+            use super::*;
+            $(
+                #[actix_web::test]
+                async fn $case() {
+                    let Some(f) = common::memory().await else { return };
+                    super::$case(f).await;
+                }
+            )*
+        }
+        mod tiered_redis_postgres {
+            use super::*;
+            $(
+                #[actix_web::test]
+                async fn $case() {
+                    let Some(f) = common::tiered().await else { return };
+                    super::$case(f).await;
+                }
+            )*
+        }
+    };
+}
+
+per_store!(three_clients_end_all_but_one, sign_out_and_detach, costs);

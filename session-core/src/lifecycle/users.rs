@@ -1,0 +1,739 @@
+//! Sessions of a user: the index behind a "your devices" page and "sign out everywhere".
+//!
+//! # How it is kept
+//!
+//! A session attached to a user holds a [`Principal`] in its state, under the reserved key
+//! [`USER_KEY`]: the user id, the session's *entry id* in the user's index (random, stable
+//! across id rotations), and until when the index is known to live. The user's **index**
+//! is a record of its own in the same store, under a key derived from the user id with a
+//! secret key ([`UserKey`]): one entry per session, naming the key the session lives under
+//! (and the successor a rotation in progress is moving it to).
+//!
+//! The index is always written **before** the session it describes: a session is never
+//! attached without an entry that reaches it, so ending a user's sessions cannot miss one,
+//! whatever instance crashes where. The keys the entry names are known in advance: a new
+//! or renewed session's id is drawn before it is created; a rotation's successor is
+//! derived. Index writes are conditional on the index's version, like every update, so
+//! concurrent sign-ins and rotations of one user never lose an entry.
+//!
+//! # Ending
+//!
+//! Ending a session from the index replaces each record of its family (following the
+//! forwards rotations left, and the successor a rotation in progress names) by an *ended*
+//! marker, with a conditional update: a rotation racing it either lands first (and its
+//! successor is ended next) or fails its own conditional write (and undoes its successor).
+//! A request of that session that is still in flight then finds its entry gone and ends
+//! its session instead of writing it. Ending is immediate in every tier: the marker is a
+//! newer version than any the cache holds.
+//!
+//! # Expiry
+//!
+//! The index lives at least as long as the longest-lived of its sessions: a session that
+//! would outlive what its principal remembers (`until`) extends the index (to two idle
+//! timeouts ahead) before its own expiry moves, at most once per idle timeout. Entries of
+//! sessions that expired are pruned whenever the index is listed, and the index itself
+//! expires (and is cleaned up) at most two idle timeouts after its last session's last
+//! request: nothing is left behind.
+//!
+//! # Costs
+//!
+//! A request of an attached session costs what any request costs, except: signing in
+//! (one index write), a rotation (one index write, naming the successor), and once per
+//! idle timeout an index extension (one index write; a refresh that would only touch the
+//! session writes it instead, at the same count). Listing costs one read of the index
+//! and one per session; ending costs two or three writes per session.
+
+use std::time::SystemTime;
+
+use ring::hmac;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use crate::{
+    clock::{from_millis, to_millis},
+    store::MAX_UPDATE_ATTEMPTS,
+    Record, SessionToken, State, Store, StoreError, TokenHash,
+};
+
+use super::Sessions;
+
+/// The reserved state key under which a session keeps its [`Principal`]. Web layers keep
+/// it out of the handler's view, like flash messages.
+pub const USER_KEY: &str = "__user";
+
+/// How many records of one family an ending follows at most.
+const MAX_CHAIN: usize = 64;
+
+/// How often ending a user's sessions reads the index again when entries moved meanwhile
+/// (a rotation in flight).
+const END_ROUNDS: usize = 4;
+
+/// Above this many entries, attaching another session first prunes the index of sessions
+/// that no longer live.
+const PRUNE_AT: usize = 32;
+
+/// Derives the key of a user's index from the user id: `SHA-256(HMAC-SHA256(key, user))`,
+/// shaped as a session key. Index records are marked and never load as a session.
+///
+/// The key must be the same on every instance and must not change while sessions live
+/// (an index under another key is not found). It need not be secret, since the sessions
+/// themselves name their user: session-actix uses [`UserKey::standard`], which survives
+/// cookie key rotations.
+#[derive(Clone)]
+pub struct UserKey(hmac::Key);
+
+impl std::fmt::Debug for UserKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("UserKey(..)")
+    }
+}
+
+impl UserKey {
+    /// A key from secret bytes (32 recommended); the same on every instance.
+    #[must_use]
+    pub fn new(secret: &[u8]) -> Self {
+        Self(hmac::Key::new(hmac::HMAC_SHA256, secret))
+    }
+
+    /// The key every session-actix layer uses: a fixed label, the same for every
+    /// deployment and cookie key.
+    #[must_use]
+    pub fn standard() -> Self {
+        Self::new(b"session-core user index v1")
+    }
+
+    /// The key of `user`'s index.
+    #[must_use]
+    pub fn index_of(&self, user: &str) -> TokenHash {
+        let tag = hmac::sign(&self.0, user.as_bytes());
+        let mut bytes = [0u8; crate::token::TOKEN_BYTES];
+        for (byte, tag) in bytes.iter_mut().zip(tag.as_ref()) {
+            *byte = *tag;
+        }
+        SessionToken::from_bytes(&bytes).hash()
+    }
+}
+
+/// Who a session belongs to, kept in its state under [`USER_KEY`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Principal {
+    /// The user id the application attached.
+    pub user: String,
+    /// The session's entry in the user's index: random, the same across id rotations.
+    pub entry: String,
+    /// The index lives at least until then (milliseconds since the Unix epoch).
+    #[serde(default)]
+    pub until: u64,
+    /// A short description of the client (browser and system) when it signed in.
+    #[serde(default)]
+    pub agent: String,
+}
+
+impl Principal {
+    /// A fresh attachment of `user`, from a client whose `User-Agent` is `agent`.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Unavailable`] if the random source fails.
+    pub fn attach(user: impl Into<String>, agent: Option<&str>) -> Result<Self, StoreError> {
+        Ok(Self {
+            user: user.into(),
+            entry: SessionToken::generate()?.as_str()[..22].to_owned(),
+            until: 0,
+            agent: agent.map(agent_summary).unwrap_or_default(),
+        })
+    }
+
+    /// The principal a session's state holds; `None` if it holds none, or one that does
+    /// not decode (logged).
+    #[must_use]
+    pub fn of(state: &State) -> Option<Self> {
+        let raw = state.get(USER_KEY)?;
+        serde_json::from_str(raw.get())
+            .inspect_err(|err| tracing::warn!(error = %err, "session's user does not decode"))
+            .ok()
+    }
+
+    fn to_raw(&self) -> Result<Box<RawValue>, StoreError> {
+        serde_json::value::to_raw_value(self).map_err(StoreError::corrupt)
+    }
+}
+
+/// One session in a user's index.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Entry {
+    /// The key the session lives under.
+    key: String,
+    /// The successor key a rotation in progress moves it to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    next: Option<String>,
+    /// The client, as [`Principal::agent`].
+    #[serde(default)]
+    agent: String,
+    /// When the session was attached (milliseconds since the Unix epoch).
+    #[serde(default)]
+    at: u64,
+}
+
+impl Entry {
+    fn keys(&self) -> impl Iterator<Item = TokenHash> + '_ {
+        std::iter::once(self.key.as_str())
+            .chain(self.next.as_deref())
+            .filter_map(TokenHash::from_stored)
+    }
+}
+
+/// A session of a user, as listed by [`Sessions::user_sessions`]: what a "your devices"
+/// page shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct UserSession {
+    /// The session's entry id: what to pass to [`Sessions::end_user_session`]. Stable
+    /// across id rotations, and not the session id (it opens nothing).
+    pub id: String,
+    /// When the session was created (before the sign-in, if it was renewed at sign-in).
+    pub created: SystemTime,
+    /// When the user signed in with it.
+    pub signed_in: SystemTime,
+    /// When it was last used, to within a quarter of the idle timeout (the precision of
+    /// the refreshes).
+    pub last_seen: SystemTime,
+    /// The client, e.g. "Firefox on Linux".
+    pub agent: String,
+    /// Whether it is the session of the request that asked.
+    pub current: bool,
+}
+
+/// What one edit of an index found.
+enum Edit {
+    /// Changed the state: write it.
+    Changed,
+    /// Nothing to write.
+    Unchanged,
+    /// The entry the edit needed is gone.
+    Missing,
+}
+
+/// What the user index needs done around one request's plan: see
+/// [`Sessions::carry_out`].
+#[derive(Debug, Default)]
+pub(crate) struct UserSteps {
+    /// The attachment the loaded session had, if it is gone after this request.
+    pub(crate) dropped: Option<Principal>,
+    /// A new attachment, to remove again if the session does not live.
+    pub(crate) added: Option<Principal>,
+    /// The id a created or renewed session must take (its entry names it already).
+    pub(crate) fresh: Option<SessionToken>,
+    /// The session's entry is gone: it was ended through the index while this request ran.
+    pub(crate) ended: bool,
+}
+
+impl<S: Store> Sessions<S> {
+    /// Lists `user`'s live sessions, most recently used first; `current` is the entry id
+    /// of the asking session. Entries of sessions that no longer live are pruned.
+    ///
+    /// # Errors
+    ///
+    /// The store's.
+    pub async fn user_sessions(
+        &self,
+        user: &str,
+        current: Option<&str>,
+        now: SystemTime,
+    ) -> Result<Vec<UserSession>, StoreError> {
+        let index = self.users.index_of(user);
+        let Some(record) = self.load_index(&index, false).await? else {
+            return Ok(Vec::new());
+        };
+        let mut listed = Vec::new();
+        let mut dead = Vec::new();
+        for (id, raw) in &record.state {
+            let entry = serde_json::from_str::<Entry>(raw.get()).ok();
+            let found = match &entry {
+                Some(entry) => self.resolve(id, entry).await?,
+                None => None,
+            };
+            match (entry, found) {
+                (Some(entry), Some(session)) => listed.push(UserSession {
+                    id: id.clone(),
+                    created: session.created_at,
+                    signed_in: from_millis(entry.at),
+                    last_seen: session
+                        .expires_at
+                        .checked_sub(self.idle_timeout)
+                        .unwrap_or(session.created_at)
+                        .max(session.created_at),
+                    agent: entry.agent,
+                    current: current == Some(id.as_str()),
+                }),
+                _ => dead.push((id.clone(), raw.get().to_owned())),
+            }
+        }
+        if !dead.is_empty() {
+            self.remove_entries(&index, now, &dead).await?;
+        }
+        listed.sort_by(|a, b| b.last_seen.cmp(&a.last_seen).then(a.id.cmp(&b.id)));
+        Ok(listed)
+    }
+
+    /// Ends `user`'s session `id` (an entry id from [`user_sessions`](Self::user_sessions)):
+    /// its whole family, in every tier. `false` if the user has no such session.
+    ///
+    /// # Errors
+    ///
+    /// The store's.
+    pub async fn end_user_session(
+        &self,
+        user: &str,
+        id: &str,
+        now: SystemTime,
+    ) -> Result<bool, StoreError> {
+        Ok(self.end_entries(user, now, |entry| entry == id).await? > 0)
+    }
+
+    /// Ends all of `user`'s sessions but the one whose entry id is `except` (the current
+    /// one, for "sign out everywhere else"; `None` ends them all). Returns how many it
+    /// ended.
+    ///
+    /// # Errors
+    ///
+    /// The store's.
+    pub async fn end_user_sessions(
+        &self,
+        user: &str,
+        except: Option<&str>,
+        now: SystemTime,
+    ) -> Result<usize, StoreError> {
+        self.end_entries(user, now, |entry| Some(entry) != except)
+            .await
+    }
+
+    /// Ends the entries of `user`'s index that `which` picks, then removes them, reading
+    /// the index again while entries moved meanwhile (a rotation naming its successor).
+    async fn end_entries(
+        &self,
+        user: &str,
+        now: SystemTime,
+        which: impl Fn(&str) -> bool,
+    ) -> Result<usize, StoreError> {
+        let index = self.users.index_of(user);
+        let mut ended = std::collections::HashSet::new();
+        for _ in 0..END_ROUNDS {
+            let Some(record) = self.load_index(&index, true).await? else {
+                break;
+            };
+            let targets: Vec<(String, String)> = record
+                .state
+                .iter()
+                .filter(|(id, _)| which(id))
+                .map(|(id, raw)| (id.clone(), raw.get().to_owned()))
+                .collect();
+            if targets.is_empty() {
+                break;
+            }
+            for (id, raw) in &targets {
+                if let Ok(entry) = serde_json::from_str::<Entry>(raw) {
+                    for key in entry.keys() {
+                        self.end_chain(key, now).await?;
+                    }
+                }
+                ended.insert(id.clone());
+            }
+            self.remove_entries(&index, now, &targets).await?;
+        }
+        if !ended.is_empty() {
+            tracing::info!(sessions = ended.len(), "ended sessions of a user");
+        }
+        Ok(ended.len())
+    }
+
+    /// The live session an entry names: its key, or the successors forwards lead to, or
+    /// the successor a rotation in progress named; only if it still holds the entry.
+    async fn resolve(&self, id: &str, entry: &Entry) -> Result<Option<Record>, StoreError> {
+        for start in entry.keys() {
+            let mut key = start;
+            for _ in 0..=super::RotationKey::FAMILY_SUCCESSORS {
+                let record = match self.store.load(&key).await {
+                    Ok(record) => record,
+                    Err(err) if err.is_corrupt() => None,
+                    Err(err) => return Err(err),
+                };
+                let Some(record) = record.filter(|record| !record.meta.ended) else {
+                    break;
+                };
+                if let Some(successor) = record.meta.successor() {
+                    key = successor;
+                    continue;
+                }
+                if Principal::of(&record.state).is_some_and(|p| p.entry == id) {
+                    return Ok(Some(record));
+                }
+                break;
+            }
+        }
+        Ok(None)
+    }
+
+    /// Replaces `start` and the records it forwards to by ended markers, each with a
+    /// conditional write (see the [module docs](self)). A key with no record gets a marker
+    /// too: a rotation in progress can then not create it.
+    pub(crate) async fn end_chain(
+        &self,
+        start: TokenHash,
+        now: SystemTime,
+    ) -> Result<(), StoreError> {
+        let marker = self.ended_marker(now);
+        let mut key = start;
+        for _ in 0..MAX_CHAIN {
+            let mut successor = None;
+            for _ in 0..super::sessions::END_ATTEMPTS {
+                let current = match self.store.reload(&key).await {
+                    Ok(record) => record,
+                    Err(err) if err.is_corrupt() => {
+                        self.store.delete(&key).await?;
+                        None
+                    }
+                    Err(err) => return Err(err),
+                };
+                let done = match current {
+                    None => self.store.create(&key, &marker).await?,
+                    Some(record) if record.meta.ended => true,
+                    Some(record) => {
+                        successor = record.meta.successor();
+                        self.store.update(&key, record.version, &marker).await?
+                    }
+                };
+                if done {
+                    break;
+                }
+            }
+            match successor {
+                Some(next) => key = next,
+                None => break,
+            }
+        }
+        Ok(())
+    }
+
+    /// The index record under `index`; `durable` reads past any cache (what a write bases
+    /// itself on).
+    async fn load_index(
+        &self,
+        index: &TokenHash,
+        durable: bool,
+    ) -> Result<Option<Record>, StoreError> {
+        let record = if durable {
+            self.store.reload(index).await?
+        } else {
+            self.store.load(index).await?
+        };
+        match record {
+            Some(record) if !record.meta.user_index => Err(StoreError::corrupt(
+                "a user index key holds a record that is not an index",
+            )),
+            other => Ok(other),
+        }
+    }
+
+    /// Removes the entries `(id, json)` that still read as they were read.
+    async fn remove_entries(
+        &self,
+        index: &TokenHash,
+        now: SystemTime,
+        entries: &[(String, String)],
+    ) -> Result<(), StoreError> {
+        self.edit_index(index, now, None, |state| {
+            let mut changed = false;
+            for (id, raw) in entries {
+                if state.get(id).is_some_and(|now| now.get() == raw) {
+                    state.remove(id);
+                    changed = true;
+                }
+            }
+            if changed {
+                Edit::Changed
+            } else {
+                Edit::Unchanged
+            }
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Applies `edit` to the index under `index` (created if absent), with a conditional
+    /// write, retried on top of concurrent writes; the index then lives at least until
+    /// `until`. Returns `false` if `edit` found its entry missing (nothing written).
+    async fn edit_index(
+        &self,
+        index: &TokenHash,
+        now: SystemTime,
+        until: Option<SystemTime>,
+        mut edit: impl FnMut(&mut State) -> Edit,
+    ) -> Result<bool, StoreError> {
+        for _ in 0..MAX_UPDATE_ATTEMPTS {
+            let base = self.load_index(index, true).await?;
+            let mut state = base
+                .as_ref()
+                .map(|record| record.state.clone())
+                .unwrap_or_default();
+            let changed = match edit(&mut state) {
+                Edit::Missing => return Ok(false),
+                Edit::Changed => true,
+                Edit::Unchanged => false,
+            };
+            let expires_at = match (&base, until) {
+                (Some(base), Some(until)) => base.expires_at.max(until),
+                (Some(base), None) => base.expires_at,
+                (None, Some(until)) => until,
+                (None, None) => return Ok(true),
+            };
+            let written = match base {
+                Some(base) => {
+                    if !changed && expires_at == base.expires_at {
+                        return Ok(true);
+                    }
+                    let mut next = base.next_version();
+                    next.state = state;
+                    next.expires_at = expires_at;
+                    self.check_size(&next)?;
+                    self.store.update(index, base.version, &next).await?
+                }
+                None => {
+                    let mut record = Record::new(now, expires_at);
+                    record.meta.user_index = true;
+                    record.state = state;
+                    self.check_size(&record)?;
+                    self.store.create(index, &record).await?
+                }
+            };
+            if written {
+                return Ok(true);
+            }
+        }
+        Err(StoreError::unavailable(
+            "the user's session index kept changing; gave up",
+        ))
+    }
+
+    /// Removes entries of `index` whose sessions no longer live, once it is large.
+    async fn prune(&self, index: &TokenHash, now: SystemTime) -> Result<(), StoreError> {
+        let Some(record) = self.load_index(index, true).await? else {
+            return Ok(());
+        };
+        if record.state.len() < PRUNE_AT {
+            return Ok(());
+        }
+        let mut dead = Vec::new();
+        for (id, raw) in &record.state {
+            let live = match serde_json::from_str::<Entry>(raw.get()) {
+                Ok(entry) => self.resolve(id, &entry).await?.is_some(),
+                Err(_) => false,
+            };
+            if !live {
+                dead.push((id.clone(), raw.get().to_owned()));
+            }
+        }
+        self.remove_entries(index, now, &dead).await
+    }
+
+    /// The index work before a plan is carried out, for the session `loaded` (`key`, its
+    /// `token`) whose principal was `before` and will be `after`: writes the entry that
+    /// reaches the session's next key, and extends the index when the session would
+    /// outlive it (then `changes` carry the principal's new `until`).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn before_plan(
+        &self,
+        finish: &mut super::Finish,
+        loaded: Option<(&TokenHash, &SessionToken)>,
+        before: Option<Principal>,
+        after: Option<Principal>,
+        changes: &mut crate::Changes,
+        now: SystemTime,
+    ) -> Result<UserSteps, StoreError> {
+        use super::Finish;
+        let mut steps = UserSteps::default();
+        let ends = matches!(finish, Finish::End | Finish::Nothing);
+        let same = |a: &Option<Principal>, b: &Option<Principal>| match (a, b) {
+            (Some(a), Some(b)) => a.entry == b.entry && a.user == b.user,
+            (None, None) => true,
+            _ => false,
+        };
+        if *finish == Finish::End || !same(&before, &after) {
+            steps.dropped.clone_from(&before);
+        }
+        let Some(mut principal) = after.filter(|_| !ends) else {
+            if *finish == Finish::Nothing {
+                steps.dropped = None;
+            }
+            return Ok(steps);
+        };
+        let added = !same(&before, &Some(principal.clone()));
+        let until = now + 2 * self.idle_timeout;
+        let due = now + self.idle_timeout > from_millis(principal.until);
+        if due {
+            principal.until = to_millis(until);
+            changes.replace(USER_KEY, principal.to_raw()?);
+            if *finish == Finish::Touch {
+                // The new `until` must be stored: a write, at the count of a touch.
+                *finish = Finish::Write;
+            }
+        }
+        let (key, next) = match (*finish, loaded) {
+            (Finish::Create | Finish::Renew, _) => {
+                let token = SessionToken::generate()?;
+                let key = token.hash();
+                steps.fresh = Some(token);
+                (key, None)
+            }
+            (Finish::Rotate, Some((key, token))) => {
+                (key.clone(), Some(self.rotation.successor(token)?.hash()))
+            }
+            (_, Some((key, _))) => (key.clone(), None),
+            (_, None) => return Ok(steps),
+        };
+        if !(added || due || steps.fresh.is_some() || next.is_some()) {
+            return Ok(steps);
+        }
+        let index = self.users.index_of(&principal.user);
+        if added {
+            self.prune(&index, now).await?;
+        }
+        let entry = Entry {
+            key: key.as_str().to_owned(),
+            next: next.map(|next| next.as_str().to_owned()),
+            agent: principal.agent.clone(),
+            at: to_millis(now),
+        };
+        let present = self
+            .edit_index(&index, now, Some(until), |state| {
+                let mut entry = entry.clone();
+                match state.get(&principal.entry) {
+                    None if !added => return Edit::Missing,
+                    None => {}
+                    Some(old) => {
+                        if let Ok(old) = serde_json::from_str::<Entry>(old.get()) {
+                            entry.at = old.at;
+                        }
+                    }
+                }
+                match serde_json::value::to_raw_value(&entry) {
+                    Ok(raw) => {
+                        state.insert(principal.entry.clone(), raw);
+                        Edit::Changed
+                    }
+                    Err(_) => Edit::Unchanged,
+                }
+            })
+            .await?;
+        if !present {
+            // Ended through the index while this request ran: the session ends too.
+            tracing::info!("session ended by its user meanwhile; not written");
+            *finish = Finish::End;
+            steps.ended = true;
+            steps.fresh = None;
+            steps.dropped = None;
+            return Ok(steps);
+        }
+        if added {
+            steps.added = Some(principal);
+        }
+        Ok(steps)
+    }
+
+    /// The index work after a plan was carried out: the entries of attachments that are
+    /// gone are removed (best effort: an entry left behind reaches no session, and is
+    /// pruned when listed).
+    pub(crate) async fn after_plan(&self, steps: UserSteps, ended: bool, now: SystemTime) {
+        let gone = steps
+            .dropped
+            .into_iter()
+            .chain(steps.added.filter(|_| ended));
+        for principal in gone {
+            let index = self.users.index_of(&principal.user);
+            let result = self
+                .edit_index(&index, now, None, |state| {
+                    if state.remove(&principal.entry).is_some() {
+                        Edit::Changed
+                    } else {
+                        Edit::Unchanged
+                    }
+                })
+                .await;
+            if let Err(err) = result {
+                tracing::warn!(error = %err, "could not remove a session from its user's index");
+            }
+        }
+    }
+}
+
+/// A short description of a client from its `User-Agent`: "Firefox on Linux", or the
+/// first 60 characters of an agent it does not recognise.
+#[must_use]
+pub fn agent_summary(agent: &str) -> String {
+    const BROWSERS: [(&str, &str); 8] = [
+        ("Edg/", "Edge"),
+        ("OPR/", "Opera"),
+        ("Firefox/", "Firefox"),
+        ("Chromium/", "Chromium"),
+        ("HeadlessChrome/", "Headless Chrome"),
+        ("Chrome/", "Chrome"),
+        ("Safari/", "Safari"),
+        ("curl/", "curl"),
+    ];
+    const SYSTEMS: [(&str, &str); 7] = [
+        ("Android", "Android"),
+        ("iPhone", "iOS"),
+        ("iPad", "iPadOS"),
+        ("Windows", "Windows"),
+        ("Mac OS X", "macOS"),
+        ("CrOS", "ChromeOS"),
+        ("Linux", "Linux"),
+    ];
+    let browser = BROWSERS
+        .iter()
+        .find(|(marker, _)| agent.contains(marker))
+        .map(|(_, name)| *name);
+    let system = SYSTEMS
+        .iter()
+        .find(|(marker, _)| agent.contains(marker))
+        .map(|(_, name)| *name);
+    match (browser, system) {
+        (Some(browser), Some(system)) => format!("{browser} on {system}"),
+        (Some(browser), None) => browser.to_owned(),
+        (None, Some(system)) => format!("a browser on {system}"),
+        (None, None) => agent.chars().filter(|c| !c.is_control()).take(60).collect(),
+    }
+}
+
+/// Whether a session state holds an attachment (for layers that count what is stored).
+#[must_use]
+pub fn is_attached(state: &State) -> bool {
+    state.contains_key(USER_KEY)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn agents_are_summarised() {
+        let firefox = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
+        assert_eq!(agent_summary(firefox), "Firefox on Linux");
+        let chrome = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36";
+        assert_eq!(agent_summary(chrome), "Chrome on Windows");
+        let safari = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1";
+        assert_eq!(agent_summary(safari), "Safari on iOS");
+        assert_eq!(agent_summary("probe\u{7}-1"), "probe-1");
+    }
+
+    #[test]
+    fn index_keys_are_keyed_and_distinct() {
+        let key = UserKey::new(&[1; 32]);
+        assert_eq!(key.index_of("alice"), key.index_of("alice"));
+        assert_ne!(key.index_of("alice"), key.index_of("bob"));
+        assert_ne!(
+            key.index_of("alice"),
+            UserKey::new(&[2; 32]).index_of("alice")
+        );
+    }
+}

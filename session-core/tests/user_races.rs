@@ -1,0 +1,312 @@
+//! Ending a user's sessions while one of them is in the middle of a rotation or a renewal:
+//! the session never survives, whichever step the racing request is held at. Real
+//! concurrency (a multi-threaded runtime), over the memory store and the tiered Redis +
+//! PostgreSQL store, with a wrapper that holds one write of the racing request.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
+use std::{sync::Arc, time::Duration};
+
+use serde_json::value::to_raw_value;
+use session_core::{
+    lifecycle::{
+        users::{Principal, UserKey, USER_KEY},
+        CookieAction, Finish, Outcome, Plan, RotationKey, Sessions, SessionsConfig, TheftResponse,
+    },
+    store::{CleanupPolicy, Held, MemoryStore, TieredStore},
+    testing, Changes, Clock, ManualClock, SessionToken, Store,
+};
+
+const ROTATION_SECRET: [u8; 32] = [7; 32];
+
+fn sessions_over<S: Store>(store: Held<S>) -> Arc<Sessions<Held<S>>> {
+    Arc::new(Sessions::new(
+        Arc::new(store),
+        SessionsConfig {
+            rotation: RotationKey::new(&ROTATION_SECRET),
+            users: UserKey::standard(),
+            previous_rotations: Vec::new(),
+            rotates: true,
+            grace: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(600),
+            cleanup: CleanupPolicy::new(0, 100),
+            max_record_bytes: 64 * 1024,
+            theft: TheftResponse::Log,
+        },
+    ))
+}
+
+fn plan(finish: Finish) -> Plan {
+    Plan {
+        finish,
+        end_old: false,
+        cookie: CookieAction::Set,
+    }
+}
+
+/// Signs `user` in on a new session holding `count`; its id.
+async fn sign_in<S: Store>(
+    sessions: &Sessions<S>,
+    user: &str,
+    count: u32,
+    clock: &ManualClock,
+) -> SessionToken {
+    let mut changes = Changes::new();
+    let principal = Principal::attach(user, Some("curl/8")).unwrap();
+    changes.set(USER_KEY, to_raw_value(&principal).unwrap());
+    changes.set("count", to_raw_value(&count).unwrap());
+    match sessions
+        .carry_out(&plan(Finish::Create), None, changes, None, clock.now())
+        .await
+        .unwrap()
+    {
+        Some(Outcome::Live(token, _)) => token,
+        other => panic!("not created: {other:?}"),
+    }
+}
+
+async fn entry_of<S: Store>(
+    sessions: &Sessions<S>,
+    token: &SessionToken,
+    clock: &ManualClock,
+) -> String {
+    let loaded = sessions
+        .load(token.clone(), clock.now())
+        .await
+        .unwrap()
+        .unwrap();
+    Principal::of(&loaded.record.state).unwrap().entry
+}
+
+/// Whether anything of a session lives under `token` (a marker does not count).
+async fn live<S: Store>(store: &S, token: &SessionToken) -> bool {
+    store
+        .reload(&token.hash())
+        .await
+        .unwrap()
+        .is_some_and(|record| !record.meta.ended)
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Race {
+    /// A rotation held before it writes its index entry (naming the successor).
+    RotationAtIndex,
+    /// A rotation held after it created the successor, before it claims the old id.
+    RotationAtForward,
+    /// A renewal (a second sign-in) held before it writes its index entry.
+    RenewAtIndex,
+}
+
+async fn end_others_racing<S: Store + Clone>(store: S, clock: ManualClock, race: Race) {
+    let held = Held::new(store);
+    let sessions = sessions_over(held.clone());
+    let user = format!(
+        "racer-{}",
+        SessionToken::generate().unwrap().hash().as_str()
+    );
+    let current = sign_in(&sessions, &user, 0, &clock).await;
+    let victim = sign_in(&sessions, &user, 1, &clock).await;
+    let successor = RotationKey::new(&ROTATION_SECRET)
+        .successor(&victim)
+        .unwrap();
+    let loaded = sessions
+        .load(victim.clone(), clock.now())
+        .await
+        .unwrap()
+        .unwrap();
+
+    let (finish, held_key) = match race {
+        Race::RotationAtIndex => (Finish::Rotate, UserKey::standard().index_of(&user)),
+        Race::RotationAtForward => (Finish::Rotate, victim.hash()),
+        Race::RenewAtIndex => (Finish::Renew, UserKey::standard().index_of(&user)),
+    };
+    held.arm_update_of(held_key);
+    let mut changes = Changes::new();
+    changes.set("count", to_raw_value(&2).unwrap());
+    let racing = tokio::spawn({
+        let (sessions, now) = (Arc::clone(&sessions), clock.now());
+        async move {
+            sessions
+                .carry_out(&plan(finish), Some(loaded), changes, None, now)
+                .await
+                .unwrap()
+        }
+    });
+    tokio::time::timeout(Duration::from_secs(10), held.reached())
+        .await
+        .expect("the racing request reached the held write");
+
+    let keep = entry_of(&sessions, &current, &clock).await;
+    let ended = sessions
+        .end_user_sessions(&user, Some(&keep), clock.now())
+        .await
+        .unwrap();
+    assert_eq!(ended, 1, "{race:?}");
+    held.release();
+    let outcome = tokio::time::timeout(Duration::from_secs(10), racing)
+        .await
+        .expect("the racing request finished")
+        .unwrap();
+    assert_eq!(
+        outcome,
+        Some(Outcome::Ended),
+        "{race:?}: the racing request ends"
+    );
+
+    let store = held.inner();
+    assert!(!live(store, &victim).await, "{race:?}: the old id");
+    assert!(!live(store, &successor).await, "{race:?}: the successor");
+    assert!(
+        sessions
+            .load(victim.clone(), clock.now())
+            .await
+            .unwrap()
+            .is_none(),
+        "{race:?}: no tier serves it"
+    );
+    assert!(sessions
+        .load(successor, clock.now())
+        .await
+        .unwrap()
+        .is_none());
+    let listed = sessions
+        .user_sessions(&user, None, clock.now())
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 1, "{race:?}: {listed:?}");
+    assert_eq!(listed[0].id, keep);
+    assert!(live(store, &current).await, "{race:?}: the kept one lives");
+}
+
+/// A rotation that completed before the ending: its successor is what the entry names,
+/// and it is ended (in every tier).
+async fn end_after_rotation<S: Store + Clone>(store: S, clock: ManualClock) {
+    let sessions = sessions_over(Held::new(store));
+    let user = format!(
+        "rotated-{}",
+        SessionToken::generate().unwrap().hash().as_str()
+    );
+    let victim = sign_in(&sessions, &user, 1, &clock).await;
+    let loaded = sessions
+        .load(victim.clone(), clock.now())
+        .await
+        .unwrap()
+        .unwrap();
+    let Some(Outcome::Live(rotated, _)) = sessions
+        .carry_out(
+            &plan(Finish::Rotate),
+            Some(loaded),
+            Changes::new(),
+            None,
+            clock.now(),
+        )
+        .await
+        .unwrap()
+    else {
+        panic!("rotated");
+    };
+    assert_ne!(rotated, victim);
+    // The successor is used, and outlives the forward the old id left (grace + idle
+    // timeout): the entry reaches it all the same.
+    clock.advance(Duration::from_secs(8 * 60));
+    let mut changes = Changes::new();
+    changes.set("count", to_raw_value(&2).unwrap());
+    let loaded = sessions
+        .load(rotated.clone(), clock.now())
+        .await
+        .unwrap()
+        .unwrap();
+    let written = sessions
+        .carry_out(
+            &plan(Finish::Write),
+            Some(loaded),
+            changes,
+            None,
+            clock.now(),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(written, Some(Outcome::Live(ref token, _)) if *token == rotated));
+    clock.advance(Duration::from_secs(8 * 60));
+    assert!(
+        sessions
+            .load(victim.clone(), clock.now())
+            .await
+            .unwrap()
+            .is_none(),
+        "forward gone"
+    );
+    assert!(sessions
+        .load(rotated.clone(), clock.now())
+        .await
+        .unwrap()
+        .is_some());
+    assert_eq!(
+        sessions
+            .user_sessions(&user, None, clock.now())
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        sessions
+            .end_user_sessions(&user, None, clock.now())
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(sessions.load(rotated, clock.now()).await.unwrap().is_none());
+    assert!(sessions.load(victim, clock.now()).await.unwrap().is_none());
+}
+
+async fn memory() -> Option<(MemoryStore, ManualClock)> {
+    let clock = ManualClock::starting_now();
+    Some((MemoryStore::builder().clock(clock.clone()).build(), clock))
+}
+
+type Tiered = TieredStore<session_core::store::RedisStore, session_core::store::PostgresStore>;
+
+async fn tiered() -> Option<(Tiered, ManualClock)> {
+    let clock = ManualClock::starting_now();
+    let cache = testing::redis_store(&clock).await?;
+    let durable = testing::postgres_store(&clock).await?;
+    let store = TieredStore::builder(cache, durable)
+        .clock(clock.clone())
+        .repair_interval(Duration::from_secs(3600))
+        .build();
+    Some((store, clock))
+}
+
+macro_rules! races {
+    ($($name:ident: $fixture:ident),*) => {$(
+        mod $name {
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn a_rotation_held_at_its_index_write() {
+                let Some((store, clock)) = $fixture().await else { return };
+                end_others_racing(store, clock, Race::RotationAtIndex).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn a_rotation_held_at_its_forward() {
+                let Some((store, clock)) = $fixture().await else { return };
+                end_others_racing(store, clock, Race::RotationAtForward).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn a_renewal_held_at_its_index_write() {
+                let Some((store, clock)) = $fixture().await else { return };
+                end_others_racing(store, clock, Race::RenewAtIndex).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn a_completed_rotation() {
+                let Some((store, clock)) = $fixture().await else { return };
+                end_after_rotation(store, clock).await;
+            }
+        }
+    )*};
+}
+
+races!(memory_store: memory, tiered_redis_postgres: tiered);
