@@ -146,3 +146,87 @@ fn sign_in_renews_the_id_and_sign_out_ends_the_session_with_a_message() {
         .unwrap();
     assert!(!again.contains("You are signed out."), "shown once");
 }
+
+fn browser(agent: &str) -> ureq::Agent {
+    ureq::AgentBuilder::new()
+        .redirects(0)
+        .user_agent(agent)
+        .timeout(std::time::Duration::from_secs(10))
+        .build()
+}
+
+fn sign_in(agent: &ureq::Agent, server: &Server, name: &str) {
+    let token = form_token(agent, server, "/signin");
+    let res = post(agent, server, "/signin", &[("name", name), ("csrf", &token)]);
+    assert_eq!(res.status(), 303);
+}
+
+fn page(agent: &ureq::Agent, server: &Server, path: &str) -> String {
+    agent
+        .get(&server.url(path))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap()
+}
+
+fn signed_in(agent: &ureq::Agent, server: &Server) -> bool {
+    agent.get(&server.url("/api/me")).call().is_ok()
+}
+
+/// "Your sessions": three browsers signed in as one user are listed on the account page;
+/// one is ended by its button, then "sign out everywhere else" leaves only this one.
+#[test]
+fn the_account_page_lists_the_users_sessions_and_ends_them() {
+    let dir = scratch_dir("login-devices");
+    let server = Server::start("login", &dir, &[]);
+    let firefox = browser("Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0");
+    let chrome = browser("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36");
+    let phone = browser("Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1");
+    let other_user = client();
+    for agent in [&firefox, &chrome, &phone] {
+        sign_in(agent, &server, "Grace");
+    }
+    sign_in(&other_user, &server, "Linus");
+
+    let account = page(&firefox, &server, "/account");
+    assert_eq!(account.matches(r#"class="device""#).count(), 3, "{account}");
+    assert!(account.contains("Firefox on Linux"), "{account}");
+    assert!(account.contains("Chrome on Windows"));
+    assert!(account.contains("Safari on iOS"));
+    assert_eq!(account.matches("this browser").count(), 1);
+    assert!(!account.contains("Linus"), "only this user's sessions");
+
+    // End the phone's session by its button (the form of the "Safari on iOS" row).
+    let row = &account[account.find("Safari on iOS").unwrap()..];
+    let start = row.find(r#"name="id" value=""#).unwrap() + r#"name="id" value=""#.len();
+    let id = row[start..].split('"').next().unwrap().to_owned();
+    let token = form_token(&firefox, &server, "/account");
+    let res = post(&firefox, &server, "/sessions/end", &[("csrf", &token), ("id", &id)]);
+    assert_eq!((res.status(), location(&res)), (303, "/account".to_owned()));
+    assert!(!signed_in(&phone, &server), "the phone is signed out");
+    assert!(signed_in(&chrome, &server));
+
+    // An id from another user's page ends nothing: ids are looked up in this user's own
+    // sessions only.
+    let linus_page = page(&other_user, &server, "/account");
+    assert!(!linus_page.contains(r#"name="id""#), "a single session has no End button");
+    let token = form_token(&chrome, &server, "/account");
+    post(&chrome, &server, "/sessions/end", &[("csrf", &token), ("id", "made-up")]);
+    assert!(signed_in(&other_user, &server));
+
+    // Sign out everywhere else.
+    let token = form_token(&firefox, &server, "/account");
+    let res = post(&firefox, &server, "/sessions/end-others", &[("csrf", &token)]);
+    assert_eq!(res.status(), 303);
+    assert!(!signed_in(&chrome, &server), "signed out everywhere else");
+    assert!(signed_in(&firefox, &server), "but here");
+    assert!(signed_in(&other_user, &server), "another user is untouched");
+    let account = page(&firefox, &server, "/account");
+    assert!(account.contains("Signed out everywhere else (1 session)."), "{account}");
+    assert_eq!(account.matches(r#"class="device""#).count(), 1, "{account}");
+    // A forged request (no form token) ends nothing.
+    sign_in(&chrome, &server, "Grace");
+    assert_eq!(post(&firefox, &server, "/sessions/end-others", &[]).status(), 403);
+    assert!(signed_in(&chrome, &server));
+}

@@ -1,4 +1,5 @@
-//! The pages: home, sign-in form, the account page that needs a signed-in user, sign out.
+//! The pages: home, sign-in form, the account page that needs a signed-in user (with the
+//! user's sessions: "your devices"), sign out.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -6,7 +7,10 @@ use actix_web::{error::ErrorInternalServerError, http::header, web, HttpResponse
 use example_support::{KeyView, SessionPanel, Tiers};
 use maud::{html, Markup, DOCTYPE};
 use serde::Deserialize;
-use session_actix::{Flash, FlashMessage, Level, Session, SessionAccessor, SessionInfo, Typed};
+use session_actix::{
+    Flash, FlashMessage, Level, Session, SessionAccessor, SessionInfo, Typed, UserSession,
+    UserSessions,
+};
 use session_core::SessionSchema as _;
 
 use crate::{
@@ -21,6 +25,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/signin", web::post().to(signin))
         .route("/account", web::get().to(account))
         .route("/signout", web::post().to(signout))
+        .route("/sessions/end", web::post().to(end_session))
+        .route("/sessions/end-others", web::post().to(end_others))
         .route("/api/me", web::get().to(api_me));
 }
 
@@ -117,6 +123,7 @@ fn stale_form() -> HttpResponse {
 
 async fn signin(
     session: Session,
+    users: UserSessions,
     flash: Flash,
     form: web::Form<SignInForm>,
 ) -> actix_web::Result<HttpResponse> {
@@ -135,6 +142,8 @@ async fn signin(
     // nothing after it.
     session.clear();
     session.renew();
+    // Listed among the user's sessions from now on ("your devices"), and ended with them.
+    users.attach(name)?;
     let account = Account {
         user: name.to_owned(),
         signed_in_at: SystemTime::now()
@@ -154,12 +163,14 @@ async fn account(
     user: SignedIn,
     account: Typed<Account>,
     session: SessionAccessor,
+    users: UserSessions,
     flash: Flash,
     info: SessionInfo,
     tiers: web::Data<Tiers>,
 ) -> actix_web::Result<Markup> {
     let token = csrf::issue(&session).map_err(ErrorInternalServerError)?;
     let panel = panel(&account, &info, &tiers)?;
+    let sessions = users.list().await?;
     Ok(layout(
         "Your account",
         flash.messages(),
@@ -169,8 +180,100 @@ async fn account(
             p { "Only a signed-in visitor reaches this page: its handler takes a "
                 code { "SignedIn" } " argument, which sends everyone else to the sign-in form." }
             (signout_button(&token))
+            (devices(&sessions, &token))
         },
     ))
+}
+
+/// "Your sessions": every browser signed in as this user, the current one marked, each
+/// other with a button that ends it.
+fn devices(sessions: &[UserSession], token: &str) -> Markup {
+    let now = SystemTime::now();
+    html! {
+        h2 { "Your sessions" }
+        p class="hint" { "Every browser signed in as you. Ending one signs it out at once: its next request finds an empty session." }
+        ul id="sessions" {
+            @for s in sessions {
+                li class="device" data-current=(s.current) {
+                    strong { (if s.agent.is_empty() { "Unknown browser" } else { &s.agent }) }
+                    @if s.current { " " span class="badge" { "this browser" } }
+                    br;
+                    span class="hint" { "signed in " (ago(now, s.signed_in)) ", last seen " (ago(now, s.last_seen)) }
+                    @if !s.current {
+                        form method="post" action="/sessions/end" class="inline" {
+                            input type="hidden" name="csrf" value=(token);
+                            input type="hidden" name="id" value=(s.id);
+                            button type="submit" class="end" { "End" }
+                        }
+                    }
+                }
+            }
+        }
+        @if sessions.len() > 1 {
+            form method="post" action="/sessions/end-others" {
+                input type="hidden" name="csrf" value=(token);
+                button type="submit" id="end-others" { "Sign out everywhere else" }
+            }
+        }
+    }
+}
+
+/// "3 minutes ago", to the precision a sessions page needs.
+fn ago(now: SystemTime, then: SystemTime) -> String {
+    let secs = now.duration_since(then).map_or(0, |d| d.as_secs());
+    match secs {
+        0..=59 => "just now".to_owned(),
+        60..=119 => "a minute ago".to_owned(),
+        120..=3599 => format!("{} minutes ago", secs / 60),
+        3600..=7199 => "an hour ago".to_owned(),
+        _ => format!("{} hours ago", secs / 3600),
+    }
+}
+
+/// The "End" button of one session.
+#[derive(Deserialize)]
+struct EndForm {
+    #[serde(default)]
+    csrf: String,
+    id: String,
+}
+
+async fn end_session(
+    _user: SignedIn,
+    session: Session,
+    users: UserSessions,
+    flash: Flash,
+    form: web::Form<EndForm>,
+) -> actix_web::Result<HttpResponse> {
+    if !csrf::is_valid(&SessionAccessor(session), &form.csrf) {
+        return Ok(stale_form());
+    }
+    // Only an id of this user's own sessions ends anything.
+    if users.end(&form.id).await? {
+        flash.push(Level::Info, "That session is signed out.")?;
+    }
+    Ok(see_other("/account"))
+}
+
+async fn end_others(
+    _user: SignedIn,
+    session: Session,
+    users: UserSessions,
+    flash: Flash,
+    form: web::Form<TokenForm>,
+) -> actix_web::Result<HttpResponse> {
+    if !csrf::is_valid(&SessionAccessor(session), &form.csrf) {
+        return Ok(stale_form());
+    }
+    let ended = users.end_others().await?;
+    flash.push(
+        Level::Info,
+        format!(
+            "Signed out everywhere else ({ended} {}).",
+            if ended == 1 { "session" } else { "sessions" }
+        ),
+    )?;
+    Ok(see_other("/account"))
 }
 
 /// Sign out: the session ends (deleted on the server, the cookie removed), and the
@@ -272,5 +375,7 @@ main { max-width: 36rem; margin: 2rem auto; padding: 1rem 2rem; background: #fff
 .flash.error { background: #fde2e1; } .flash.success { background: #dcf5e3; }
 .flash.warning { background: #fff3cd; } .flash.info { background: #e3ecfd; }
 label { display: block; margin-bottom: .3rem; } .row { display: flex; gap: .5rem; flex-wrap: wrap; }
+.device { margin: .5rem 0; } .badge { background: #e3ecfd; border-radius: 4px; padding: 0 .35rem; font-size: .85rem; }
+form.inline { display: inline; margin-left: .5rem; } #sessions { padding-left: 1.2rem; }
 input { font-size: 1.1rem; } button { font-size: 1rem; padding: .35rem .9rem; } .hint { color: #666; font-size: .9rem; }
 ";
