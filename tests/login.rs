@@ -157,7 +157,12 @@ fn browser(agent: &str) -> ureq::Agent {
 
 fn sign_in(agent: &ureq::Agent, server: &Server, name: &str) {
     let token = form_token(agent, server, "/signin");
-    let res = post(agent, server, "/signin", &[("name", name), ("csrf", &token)]);
+    let res = post(
+        agent,
+        server,
+        "/signin",
+        &[("name", name), ("csrf", &token)],
+    );
     assert_eq!(res.status(), 303);
 }
 
@@ -202,7 +207,12 @@ fn the_account_page_lists_the_users_sessions_and_ends_them() {
     let start = row.find(r#"name="id" value=""#).unwrap() + r#"name="id" value=""#.len();
     let id = row[start..].split('"').next().unwrap().to_owned();
     let token = form_token(&firefox, &server, "/account");
-    let res = post(&firefox, &server, "/sessions/end", &[("csrf", &token), ("id", &id)]);
+    let res = post(
+        &firefox,
+        &server,
+        "/sessions/end",
+        &[("csrf", &token), ("id", &id)],
+    );
     assert_eq!((res.status(), location(&res)), (303, "/account".to_owned()));
     assert!(!signed_in(&phone, &server), "the phone is signed out");
     assert!(signed_in(&chrome, &server));
@@ -210,23 +220,42 @@ fn the_account_page_lists_the_users_sessions_and_ends_them() {
     // An id from another user's page ends nothing: ids are looked up in this user's own
     // sessions only.
     let linus_page = page(&other_user, &server, "/account");
-    assert!(!linus_page.contains(r#"name="id""#), "a single session has no End button");
+    assert!(
+        !linus_page.contains(r#"name="id""#),
+        "a single session has no End button"
+    );
     let token = form_token(&chrome, &server, "/account");
-    post(&chrome, &server, "/sessions/end", &[("csrf", &token), ("id", "made-up")]);
+    post(
+        &chrome,
+        &server,
+        "/sessions/end",
+        &[("csrf", &token), ("id", "made-up")],
+    );
     assert!(signed_in(&other_user, &server));
 
     // Sign out everywhere else.
     let token = form_token(&firefox, &server, "/account");
-    let res = post(&firefox, &server, "/sessions/end-others", &[("csrf", &token)]);
+    let res = post(
+        &firefox,
+        &server,
+        "/sessions/end-others",
+        &[("csrf", &token)],
+    );
     assert_eq!(res.status(), 303);
     assert!(!signed_in(&chrome, &server), "signed out everywhere else");
     assert!(signed_in(&firefox, &server), "but here");
     assert!(signed_in(&other_user, &server), "another user is untouched");
     let account = page(&firefox, &server, "/account");
-    assert!(account.contains("Signed out everywhere else (1 session)."), "{account}");
+    assert!(
+        account.contains("Signed out everywhere else (1 session)."),
+        "{account}"
+    );
     assert_eq!(account.matches(r#"class="device""#).count(), 1, "{account}");
     // A forged request (no form token) ends nothing.
     sign_in(&chrome, &server, "Grace");
-    assert_eq!(post(&firefox, &server, "/sessions/end-others", &[]).status(), 403);
+    assert_eq!(
+        post(&firefox, &server, "/sessions/end-others", &[]).status(),
+        403
+    );
     assert!(signed_in(&chrome, &server));
 }
