@@ -451,6 +451,7 @@ impl<S: Store> SessionLayerBuilder<S> {
                     rotates: rotation.is_some() || !self.previous_keys.is_empty(),
                     grace: self.rotation_grace,
                     idle_timeout: self.idle_timeout,
+                    absolute_timeout: self.absolute_timeout,
                     cleanup: CleanupPolicy::new(
                         self.clean_check_percent,
                         session_core::store::DEFAULT_CLEANUP_BATCH_SIZE,

@@ -307,6 +307,29 @@ async fn costs<S: Store + Clone>(f: Fixture<S>) {
     );
 }
 
+/// A session past its absolute timeout is refused at its next request: it is not listed
+/// either, even while its idle expiry is ahead.
+async fn past_the_absolute_timeout<S: Store + Clone>(f: Fixture<S>) {
+    let key = Key::generate();
+    let app = app(common::layer(&f, &key, |b| {
+        b.cookie_secure(false)
+            .idle_timeout(Duration::from_secs(600))
+            .absolute_timeout(Duration::from_secs(720))
+    }))
+    .await;
+    let (mut a, mut b) = (client(FIREFOX), client(CHROME));
+    a.post(&app, "/sign-in/fay").await;
+    f.clock.advance(Duration::from_secs(480));
+    a.post(&app, "/inc").await;
+    b.post(&app, "/sign-in/fay").await;
+    assert_eq!(b.get(&app, "/devices").await.body.lines().count(), 2);
+    f.clock.advance(Duration::from_secs(300));
+    let page = b.get(&app, "/devices").await.body;
+    assert_eq!(page.lines().count(), 1, "{page}");
+    assert!(page.contains("Chrome on Windows*"), "{page}");
+    assert_eq!(a.get(&app, "/whoami").await.body, "nobody", "refused");
+}
+
 macro_rules! per_store {
     ($($case:ident),*) => {
         mod memory {
@@ -332,4 +355,9 @@ macro_rules! per_store {
     };
 }
 
-per_store!(three_clients_end_all_but_one, sign_out_and_detach, costs);
+per_store!(
+    three_clients_end_all_but_one,
+    sign_out_and_detach,
+    costs,
+    past_the_absolute_timeout
+);

@@ -27,6 +27,7 @@ fn sessions_over<S: Store>(store: Held<S>) -> Arc<Sessions<Held<S>>> {
             previous_rotations: Vec::new(),
             rotates: true,
             grace: Duration::from_secs(5),
+            absolute_timeout: None,
             idle_timeout: Duration::from_secs(600),
             cleanup: CleanupPolicy::new(0, 100),
             max_record_bytes: 64 * 1024,

@@ -81,6 +81,7 @@ pub struct Sessions<S> {
     rotates: bool,
     grace: Duration,
     pub(super) idle_timeout: Duration,
+    pub(super) absolute_timeout: Option<Duration>,
     queue: WriteQueue,
     cleanup: CleanupPolicy,
     max_record_bytes: usize,
@@ -112,6 +113,9 @@ pub struct SessionsConfig {
     pub grace: Duration,
     /// How long a written or refreshed session lives without requests.
     pub idle_timeout: Duration,
+    /// How long a session lives at most (`None`: no limit): a user's sessions past it are
+    /// not listed, since the layer refuses them.
+    pub absolute_timeout: Option<Duration>,
     /// The cleanup run on a share of writes.
     pub cleanup: CleanupPolicy,
     /// The largest state stored, in bytes of keys and JSON values.
@@ -132,6 +136,7 @@ impl<S: Store> Sessions<S> {
             rotates: config.rotates,
             grace: config.grace,
             idle_timeout: config.idle_timeout,
+            absolute_timeout: config.absolute_timeout,
             queue: WriteQueue::default().max_record_bytes(config.max_record_bytes),
             cleanup: config.cleanup,
             max_record_bytes: config.max_record_bytes,

@@ -253,6 +253,11 @@ impl<S: Store> Sessions<S> {
                 Some(entry) => self.resolve(id, entry).await?,
                 None => None,
             };
+            // Past its absolute timeout, a session is refused at its next request.
+            let found = found.filter(|session| {
+                self.absolute_timeout
+                    .is_none_or(|limit| session.created_at + limit > now)
+            });
             match (entry, found) {
                 (Some(entry), Some(session)) => listed.push(UserSession {
                     id: id.clone(),

@@ -705,6 +705,7 @@ fn user_sessions_of<S: Store>(store: S) -> crate::lifecycle::Sessions<S> {
             previous_rotations: Vec::new(),
             rotates: true,
             grace: Duration::from_secs(5),
+            absolute_timeout: None,
             idle_timeout: 10 * MINUTE,
             cleanup: crate::store::CleanupPolicy::new(0, 100),
             max_record_bytes: 64 * 1024,
