@@ -441,7 +441,7 @@ impl<S: Store> SessionLayerBuilder<S> {
                 store,
                 SessionsConfig {
                     rotation: RotationKey::new(&derive_key(&self.key, b"rotation")),
-                    users: UserKey::standard(),
+                    users: UserKey::namespaced(&self.cookie_name),
                     previous_rotations: self
                         .previous_keys
                         .iter()

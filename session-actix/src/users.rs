@@ -101,8 +101,11 @@ impl<S: Store> Directory for Shared<S> {
 /// # let _ = (web::post().to(sign_in), web::get().to(devices), web::post().to(sign_out_elsewhere));
 /// ```
 ///
-/// Signing out with `Session::purge` detaches the session too. The user id is kept in the
-/// session under the reserved key `__user`, out of the handler's `Session`.
+/// Signing out with `Session::purge` detaches the session too; `Session::clear` does not
+/// (it empties what the handler sees): call [`detach`](Self::detach) with it. The user id
+/// is kept in the session under the reserved key `__user`, out of the handler's `Session`
+/// (an application key of that name is not stored). After `attach` to another user, or
+/// `detach`, the listing and ending methods of the same request see no user.
 pub struct UserSessions {
     req: HttpRequest,
 }
@@ -233,11 +236,18 @@ impl UserSessions {
         Ok(others)
     }
 
-    /// The layer's index, the user the loaded session is attached to, and its entry id.
+    /// The layer's index, the user the loaded session is attached to, and its entry id;
+    /// `None` once this request detached it or attached it to someone else (the new
+    /// attachment is not in the index before the response).
     fn attached(&self) -> Option<(Arc<dyn Directory>, String, Option<String>)> {
         let frame = Frame::of(&self.req).ok()?;
         let directory = frame.directory.clone()?;
         let principal = frame.principal.as_ref()?;
+        match &frame.user_request {
+            Some(UserRequest::Detach) => return None,
+            Some(UserRequest::Attach(user)) if *user != principal.user => return None,
+            _ => {}
+        }
         Some((
             directory,
             principal.user.clone(),

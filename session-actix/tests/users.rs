@@ -131,7 +131,7 @@ fn client(agent: &str) -> Client {
 /// The entries of `user`'s index, as stored.
 async fn index_entries<S: Store>(store: &S, user: &str) -> usize {
     store
-        .load(&UserKey::standard().index_of(user))
+        .load(&UserKey::namespaced("session").index_of(user))
         .await
         .unwrap()
         .map_or(0, |index| index.state.len())
@@ -244,8 +244,10 @@ async fn sign_out_and_detach<S: Store + Clone>(f: Fixture<S>) {
 async fn costs<S: Store + Clone>(f: Fixture<S>) {
     let key = Key::generate();
     let app = app(common::layer(&f, &key, |b| {
+        // No cleanup on a share of writes: it would count.
         b.cookie_secure(false)
             .idle_timeout(Duration::from_secs(600))
+            .clean_check_percent(0)
     }))
     .await;
     let mut c = client(FIREFOX);

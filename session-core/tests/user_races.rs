@@ -260,6 +260,61 @@ async fn end_after_rotation<S: Store + Clone>(store: S, clock: ManualClock) {
     assert!(sessions.load(victim, clock.now()).await.unwrap().is_none());
 }
 
+/// Two requests of one session renew it (a sign-in submitted twice): the session forks
+/// into two live ids, and ending the user's sessions ends both.
+async fn a_forked_session<S: Store + Clone>(store: S, clock: ManualClock) {
+    let sessions = sessions_over(Held::new(store));
+    let user = format!(
+        "forked-{}",
+        SessionToken::generate().unwrap().hash().as_str()
+    );
+    let token = sign_in(&sessions, &user, 1, &clock).await;
+    let first = sessions
+        .load(token.clone(), clock.now())
+        .await
+        .unwrap()
+        .unwrap();
+    let second = first.clone();
+    let mut forks = Vec::new();
+    for loaded in [first, second] {
+        match sessions
+            .carry_out(
+                &plan(Finish::Renew),
+                Some(loaded),
+                Changes::new(),
+                None,
+                clock.now(),
+            )
+            .await
+            .unwrap()
+        {
+            Some(Outcome::Live(token, _)) => forks.push(token),
+            other => panic!("renewed: {other:?}"),
+        }
+    }
+    for fork in &forks {
+        assert!(sessions
+            .load(fork.clone(), clock.now())
+            .await
+            .unwrap()
+            .is_some());
+    }
+    sessions
+        .end_user_sessions(&user, None, clock.now())
+        .await
+        .unwrap();
+    for fork in &forks {
+        assert!(
+            sessions
+                .load(fork.clone(), clock.now())
+                .await
+                .unwrap()
+                .is_none(),
+            "every branch ended"
+        );
+    }
+}
+
 async fn memory() -> Option<(MemoryStore, ManualClock)> {
     let clock = ManualClock::starting_now();
     Some((MemoryStore::builder().clock(clock.clone()).build(), clock))
@@ -299,6 +354,12 @@ macro_rules! races {
             async fn a_renewal_held_at_its_index_write() {
                 let Some((store, clock)) = $fixture().await else { return };
                 end_others_racing(store, clock, Race::RenewAtIndex).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn a_session_forked_by_two_renewals() {
+                let Some((store, clock)) = $fixture().await else { return };
+                a_forked_session(store, clock).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

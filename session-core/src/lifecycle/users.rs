@@ -5,9 +5,11 @@
 //! A session attached to a user holds a [`Principal`] in its state, under the reserved key
 //! [`USER_KEY`]: the user id, the session's *entry id* in the user's index (random, stable
 //! across id rotations), and until when the index is known to live. The user's **index**
-//! is a record of its own in the same store, under a key derived from the user id with a
-//! secret key ([`UserKey`]): one entry per session, naming the key the session lives under
-//! (and the successor a rotation in progress is moving it to).
+//! is a record of its own in the same store, under a key derived from the user id
+//! ([`UserKey`], per layer): one entry per session, naming the keys the session may live
+//! under (and the successor a rotation in progress is moving it to). Writes add keys to an
+//! entry and never replace them, so requests of one session that fork it (a sign-in
+//! submitted twice, a renewal racing a rotation) leave every branch reachable.
 //!
 //! The index is always written **before** the session it describes: a session is never
 //! attached without an entry that reaches it, so ending a user's sessions cannot miss one,
@@ -31,17 +33,20 @@
 //! The index lives at least as long as the longest-lived of its sessions: a session that
 //! would outlive what its principal remembers (`until`) extends the index (to two idle
 //! timeouts ahead) before its own expiry moves, at most once per idle timeout. Entries of
-//! sessions that expired are pruned whenever the index is listed, and the index itself
+//! sessions that expired are pruned whenever the index is listed (and at a sign-in once
+//! the index is large), after a check in the store of record, and never while younger
+//! than two minutes (their session may still be being created); the index itself
 //! expires (and is cleaned up) at most two idle timeouts after its last session's last
 //! request: nothing is left behind.
 //!
 //! # Costs
 //!
 //! A request of an attached session costs what any request costs, except: signing in
-//! (one index write), a rotation (one index write, naming the successor), and once per
-//! idle timeout an index extension (one index write; a refresh that would only touch the
-//! session writes it instead, at the same count). Listing costs one read of the index
-//! and one per session; ending costs two or three writes per session.
+//! (the index read and written), a rotation (the index read and written, naming the
+//! successor), and once per idle timeout an index extension (the index read and
+//! written; a refresh that would only touch the session writes it instead, at the same
+//! count). Listing costs one read of the index and one per session; ending costs a read
+//! and a write per key of each session.
 
 use std::time::SystemTime;
 
@@ -100,6 +105,14 @@ impl UserKey {
     #[must_use]
     pub fn standard() -> Self {
         Self::new(b"session-core user index v1")
+    }
+
+    /// The key of the layer whose cookie is `namespace` (session-actix uses the cookie
+    /// name): two layers that share a store keep separate indexes, and a cookie key
+    /// rotation changes nothing.
+    #[must_use]
+    pub fn namespaced(namespace: &str) -> Self {
+        Self::new(format!("session-core user index v1/{namespace}").as_bytes())
     }
 
     /// The key of `user`'s index.
@@ -162,11 +175,11 @@ impl Principal {
 /// One session in a user's index.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct Entry {
-    /// The key the session lives under.
-    key: String,
-    /// The successor key a rotation in progress moves it to.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    next: Option<String>,
+    /// The keys the session may live under, most recent last: where it lives, the
+    /// successor a rotation in progress moves it to, and (when requests of one session
+    /// forked it, e.g. a sign-in submitted twice) the keys of each branch. Writes add keys,
+    /// never replace them, so no branch is left unreached; at most [`MAX_KEYS`].
+    keys: Vec<String>,
     /// The client, as [`Principal::agent`].
     #[serde(default)]
     agent: String,
@@ -177,11 +190,28 @@ struct Entry {
 
 impl Entry {
     fn keys(&self) -> impl Iterator<Item = TokenHash> + '_ {
-        std::iter::once(self.key.as_str())
-            .chain(self.next.as_deref())
-            .filter_map(TokenHash::from_stored)
+        self.keys
+            .iter()
+            .rev()
+            .filter_map(|key| TokenHash::from_stored(key))
+    }
+
+    /// Adds `keys` as the most recent, keeping at most [`MAX_KEYS`] (the oldest go: keys
+    /// that many rotations back no longer forward anywhere).
+    fn add(&mut self, keys: &[String]) {
+        self.keys.retain(|key| !keys.contains(key));
+        self.keys.extend(keys.iter().cloned());
+        let excess = self.keys.len().saturating_sub(MAX_KEYS);
+        self.keys.drain(..excess);
     }
 }
+
+/// How many keys an entry remembers.
+const MAX_KEYS: usize = 8;
+
+/// How long an entry whose session cannot be found is kept anyway: the request that wrote
+/// it may still be creating or attaching the session.
+const YOUNG_ENTRY: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// A session of a user, as listed by [`Sessions::user_sessions`]: what a "your devices"
 /// page shows.
@@ -250,7 +280,7 @@ impl<S: Store> Sessions<S> {
         for (id, raw) in &record.state {
             let entry = serde_json::from_str::<Entry>(raw.get()).ok();
             let found = match &entry {
-                Some(entry) => self.resolve(id, entry).await?,
+                Some(entry) => self.resolve(id, entry, false).await?,
                 None => None,
             };
             // Past its absolute timeout, a session is refused at its next request.
@@ -271,7 +301,11 @@ impl<S: Store> Sessions<S> {
                     agent: entry.agent,
                     current: current == Some(id.as_str()),
                 }),
-                _ => dead.push((id.clone(), raw.get().to_owned())),
+                (entry, _) => {
+                    if self.is_dead(id, entry.as_ref(), now).await? {
+                        dead.push((id.clone(), raw.get().to_owned()));
+                    }
+                }
             }
         }
         if !dead.is_empty() {
@@ -354,11 +388,21 @@ impl<S: Store> Sessions<S> {
 
     /// The live session an entry names: its key, or the successors forwards lead to, or
     /// the successor a rotation in progress named; only if it still holds the entry.
-    async fn resolve(&self, id: &str, entry: &Entry) -> Result<Option<Record>, StoreError> {
+    async fn resolve(
+        &self,
+        id: &str,
+        entry: &Entry,
+        durable: bool,
+    ) -> Result<Option<Record>, StoreError> {
         for start in entry.keys() {
             let mut key = start;
             for _ in 0..=super::RotationKey::FAMILY_SUCCESSORS {
-                let record = match self.store.load(&key).await {
+                let loaded = if durable {
+                    self.store.reload(&key).await
+                } else {
+                    self.store.load(&key).await
+                };
+                let record = match loaded {
                     Ok(record) => record,
                     Err(err) if err.is_corrupt() => None,
                     Err(err) => return Err(err),
@@ -391,6 +435,7 @@ impl<S: Store> Sessions<S> {
         let mut key = start;
         for _ in 0..MAX_CHAIN {
             let mut successor = None;
+            let mut ended = false;
             for _ in 0..super::sessions::END_ATTEMPTS {
                 let current = match self.store.reload(&key).await {
                     Ok(record) => record,
@@ -409,8 +454,18 @@ impl<S: Store> Sessions<S> {
                     }
                 };
                 if done {
+                    ended = true;
                     break;
                 }
+            }
+            if !ended {
+                // Written again and again meanwhile (a busy session): replace it outright.
+                // Nothing can create it again once the marker is there, and a rotation of
+                // it names its successor in the index first (ended next, below).
+                let record = self.store.reload(&key).await.ok().flatten();
+                successor = successor.or_else(|| record.and_then(|r| r.meta.successor()));
+                self.store.delete(&key).await?;
+                self.store.create(&key, &marker).await?;
             }
             match successor {
                 Some(next) => key = next,
@@ -530,15 +585,34 @@ impl<S: Store> Sessions<S> {
         }
         let mut dead = Vec::new();
         for (id, raw) in &record.state {
-            let live = match serde_json::from_str::<Entry>(raw.get()) {
-                Ok(entry) => self.resolve(id, &entry).await?.is_some(),
-                Err(_) => false,
-            };
-            if !live {
+            let entry = serde_json::from_str::<Entry>(raw.get()).ok();
+            if self.is_dead(id, entry.as_ref(), now).await? {
                 dead.push((id.clone(), raw.get().to_owned()));
             }
         }
         self.remove_entries(index, now, &dead).await
+    }
+
+    /// Whether an entry can go: it reaches no live session in the store of record (not
+    /// merely in the cache), and it is not young (the request that wrote it may still be
+    /// creating its session).
+    async fn is_dead(
+        &self,
+        id: &str,
+        entry: Option<&Entry>,
+        now: SystemTime,
+    ) -> Result<bool, StoreError> {
+        let Some(entry) = entry else {
+            return Ok(true);
+        };
+        if from_millis(entry.at) + YOUNG_ENTRY > now {
+            return Ok(false);
+        }
+        let found = self.resolve(id, entry, true).await?;
+        Ok(!found.is_some_and(|session| {
+            self.absolute_timeout
+                .is_none_or(|limit| session.created_at + limit > now)
+        }))
     }
 
     /// The index work before a plan is carried out, for the session `loaded` (`key`, its
@@ -573,8 +647,12 @@ impl<S: Store> Sessions<S> {
             return Ok(steps);
         };
         let added = !same(&before, &Some(principal.clone()));
-        let until = now + 2 * self.idle_timeout;
-        let due = now + self.idle_timeout > from_millis(principal.until);
+        let until = now
+            .checked_add(self.idle_timeout.saturating_mul(2))
+            .unwrap_or(now);
+        let due = now
+            .checked_add(self.idle_timeout)
+            .is_some_and(|expiry| expiry > from_millis(principal.until));
         if due {
             principal.until = to_millis(until);
             changes.replace(USER_KEY, principal.to_raw()?);
@@ -603,33 +681,40 @@ impl<S: Store> Sessions<S> {
         if added {
             self.prune(&index, now).await?;
         }
-        let entry = Entry {
-            key: key.as_str().to_owned(),
-            next: next.map(|next| next.as_str().to_owned()),
+        let keys: Vec<String> = std::iter::once(key)
+            .chain(next)
+            .map(|key| key.as_str().to_owned())
+            .collect();
+        let fresh_entry = Entry {
+            keys: Vec::new(),
             agent: principal.agent.clone(),
             at: to_millis(now),
         };
+        let mut failed = None;
         let present = self
             .edit_index(&index, now, Some(until), |state| {
-                let mut entry = entry.clone();
-                match state.get(&principal.entry) {
+                let mut entry = match state.get(&principal.entry) {
                     None if !added => return Edit::Missing,
-                    None => {}
-                    Some(old) => {
-                        if let Ok(old) = serde_json::from_str::<Entry>(old.get()) {
-                            entry.at = old.at;
-                        }
-                    }
-                }
+                    None => fresh_entry.clone(),
+                    Some(old) => serde_json::from_str::<Entry>(old.get())
+                        .unwrap_or_else(|_| fresh_entry.clone()),
+                };
+                entry.add(&keys);
                 match serde_json::value::to_raw_value(&entry) {
                     Ok(raw) => {
                         state.insert(principal.entry.clone(), raw);
                         Edit::Changed
                     }
-                    Err(_) => Edit::Unchanged,
+                    Err(err) => {
+                        failed = Some(err);
+                        Edit::Missing
+                    }
                 }
             })
             .await?;
+        if let Some(err) = failed {
+            return Err(StoreError::corrupt(err));
+        }
         if !present {
             // Ended through the index while this request ran: the session ends too.
             tracing::info!("session ended by its user meanwhile; not written");
