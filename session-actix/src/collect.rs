@@ -6,7 +6,7 @@ use actix_web::{HttpMessage as _, HttpRequest};
 use serde_json::value::RawValue;
 use session_core::{
     lifecycle::{
-        users::{Principal, USER_KEY},
+        users::{Principal, UNTIL_KEY, USER_KEY},
         Handled,
     },
     Changes, State, StoreError,
@@ -35,7 +35,8 @@ pub(crate) fn collect(
     let frame = extensions.get::<Frame>();
     let flash_enabled = frame.is_some_and(|frame| frame.flash_enabled);
     // Keys the handler's `Session` never held: a key of that name it set is not stored.
-    let reserved = |key: &str| key == USER_KEY || (flash_enabled && key == FLASH_KEY);
+    let reserved =
+        |key: &str| key == USER_KEY || key == UNTIL_KEY || (flash_enabled && key == FLASH_KEY);
 
     let mut changes = Changes::new();
     let mut stored = 0;
@@ -79,6 +80,9 @@ pub(crate) fn collect(
             None => {}
             Some(UserRequest::Detach) if before.is_some() => {
                 changes.remove(USER_KEY.to_owned());
+                if given.is_some_and(|given| given.contains_key(UNTIL_KEY)) {
+                    changes.remove(UNTIL_KEY.to_owned());
+                }
             }
             Some(UserRequest::Detach) => {}
             Some(UserRequest::Attach(user)) => {

@@ -6,7 +6,7 @@ use actix_web::{dev::ServiceRequest, HttpMessage as _};
 use std::sync::Arc;
 
 use session_core::{
-    lifecycle::users::{Principal, USER_KEY},
+    lifecycle::users::{Principal, UNTIL_KEY, USER_KEY},
     Record,
 };
 
@@ -39,6 +39,9 @@ pub(crate) fn hand_over(
             }
             if key == USER_KEY {
                 principal = Principal::of(&record.state);
+                continue;
+            }
+            if key == UNTIL_KEY {
                 continue;
             }
             // A raw JSON value serializes as itself: the handler sees the stored text.

@@ -315,6 +315,72 @@ async fn a_forked_session<S: Store + Clone>(store: S, clock: ManualClock) {
     }
 }
 
+/// A request that extends the index (its session is due) while another request of the
+/// same session detaches it: the detach stays, the extending request's own change lands,
+/// and the session lives on, attached to no one.
+async fn a_detach_racing_an_extension<S: Store + Clone>(store: S, clock: ManualClock) {
+    let sessions = sessions_over(Held::new(store));
+    let user = format!(
+        "detached-{}",
+        SessionToken::generate().unwrap().hash().as_str()
+    );
+    let token = sign_in(&sessions, &user, 1, &clock).await;
+    let write = |loaded, key: &str, value| {
+        let mut changes = Changes::new();
+        if key == USER_KEY {
+            changes.remove(USER_KEY);
+        } else {
+            changes.set(key, to_raw_value(&value).unwrap());
+        }
+        let sessions = Arc::clone(&sessions);
+        let now = clock.now();
+        async move {
+            sessions
+                .carry_out(&plan(Finish::Write), Some(loaded), changes, None, now)
+                .await
+                .unwrap()
+        }
+    };
+    clock.advance(Duration::from_secs(300));
+    let loaded = sessions
+        .load(token.clone(), clock.now())
+        .await
+        .unwrap()
+        .unwrap();
+    write(loaded, "count", 2).await;
+    clock.advance(Duration::from_secs(330)); // past an idle timeout since the sign-in
+    let slow = sessions
+        .load(token.clone(), clock.now())
+        .await
+        .unwrap()
+        .unwrap();
+    let detaching = sessions
+        .load(token.clone(), clock.now())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(matches!(
+        write(detaching, USER_KEY, 0).await,
+        Some(Outcome::Live(..))
+    ));
+    assert!(matches!(
+        write(slow, "count", 3).await,
+        Some(Outcome::Live(..))
+    ));
+    let now = sessions
+        .load(token, clock.now())
+        .await
+        .unwrap()
+        .expect("lives");
+    assert_eq!(now.record.get::<u32>("count").unwrap(), Some(3));
+    assert_eq!(Principal::of(&now.record.state), None, "still detached");
+    assert!(sessions
+        .user_sessions(&user, None, clock.now())
+        .await
+        .unwrap()
+        .is_empty());
+}
+
 async fn memory() -> Option<(MemoryStore, ManualClock)> {
     let clock = ManualClock::starting_now();
     Some((MemoryStore::builder().clock(clock.clone()).build(), clock))
@@ -360,6 +426,12 @@ macro_rules! races {
             async fn a_session_forked_by_two_renewals() {
                 let Some((store, clock)) = $fixture().await else { return };
                 a_forked_session(store, clock).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn a_detach_racing_an_index_extension() {
+                let Some((store, clock)) = $fixture().await else { return };
+                a_detach_racing_an_extension(store, clock).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,7 +8,7 @@ use crate::{
 };
 
 use super::{
-    users::{Principal, USER_KEY},
+    users::{self, Principal, USER_KEY},
     Finish, Plan, RotationKey, TheftResponse, UserKey,
 };
 
@@ -329,6 +329,9 @@ impl<S: Store> Sessions<S> {
                 loaded.as_ref().map(|loaded| (&loaded.key, &loaded.token)),
                 before,
                 after,
+                loaded
+                    .as_ref()
+                    .map_or(0, |loaded| users::index_until(&loaded.record.state)),
                 &mut changes,
                 now,
             )

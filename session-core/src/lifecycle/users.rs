@@ -4,7 +4,8 @@
 //!
 //! A session attached to a user holds a [`Principal`] in its state, under the reserved key
 //! [`USER_KEY`]: the user id, the session's *entry id* in the user's index (random, stable
-//! across id rotations), and until when the index is known to live. The user's **index**
+//! across id rotations), and (under [`UNTIL_KEY`]) until when the index is known to live.
+//! The user's **index**
 //! is a record of its own in the same store, under a key derived from the user id
 //! ([`UserKey`], per layer): one entry per session, naming the keys the session may live
 //! under (and the successor a rotation in progress is moving it to). Writes add keys to an
@@ -31,7 +32,7 @@
 //! # Expiry
 //!
 //! The index lives at least as long as the longest-lived of its sessions: a session that
-//! would outlive what its principal remembers (`until`) extends the index (to two idle
+//! would outlive what it remembers ([`UNTIL_KEY`]) extends the index (to two idle
 //! timeouts ahead) before its own expiry moves, at most once per idle timeout. Entries of
 //! sessions that expired are pruned whenever the index is listed (and at a sign-in once
 //! the index is large), after a check in the store of record, and never while younger
@@ -52,7 +53,6 @@ use std::time::SystemTime;
 
 use ring::hmac;
 use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
 
 use crate::{
     clock::{from_millis, to_millis},
@@ -65,6 +65,21 @@ use super::Sessions;
 /// The reserved state key under which a session keeps its [`Principal`]. Web layers keep
 /// it out of the handler's view, like flash messages.
 pub const USER_KEY: &str = "__user";
+
+/// The reserved state key under which an attached session keeps until when its user's
+/// index is known to live (milliseconds since the Unix epoch). A key of its own, so that
+/// extending the index never rewrites the principal: a concurrent detach or attach of
+/// the same session is never undone by it.
+pub const UNTIL_KEY: &str = "__user_until";
+
+/// Until when a session's state says its user's index lives (`0`: unknown).
+#[must_use]
+pub fn index_until(state: &State) -> u64 {
+    state
+        .get(UNTIL_KEY)
+        .and_then(|raw| serde_json::from_str(raw.get()).ok())
+        .unwrap_or(0)
+}
 
 /// How many records of one family an ending follows at most.
 const MAX_CHAIN: usize = 64;
@@ -134,9 +149,6 @@ pub struct Principal {
     pub user: String,
     /// The session's entry in the user's index: random, the same across id rotations.
     pub entry: String,
-    /// The index lives at least until then (milliseconds since the Unix epoch).
-    #[serde(default)]
-    pub until: u64,
     /// A short description of the client (browser and system) when it signed in.
     #[serde(default)]
     pub agent: String,
@@ -152,7 +164,6 @@ impl Principal {
         Ok(Self {
             user: user.into(),
             entry: SessionToken::generate()?.as_str()[..22].to_owned(),
-            until: 0,
             agent: agent.map(agent_summary).unwrap_or_default(),
         })
     }
@@ -165,10 +176,6 @@ impl Principal {
         serde_json::from_str(raw.get())
             .inspect_err(|err| tracing::warn!(error = %err, "session's user does not decode"))
             .ok()
-    }
-
-    fn to_raw(&self) -> Result<Box<RawValue>, StoreError> {
-        serde_json::value::to_raw_value(self).map_err(StoreError::corrupt)
     }
 }
 
@@ -626,6 +633,7 @@ impl<S: Store> Sessions<S> {
         loaded: Option<(&TokenHash, &SessionToken)>,
         before: Option<Principal>,
         after: Option<Principal>,
+        loaded_until: u64,
         changes: &mut crate::Changes,
         now: SystemTime,
     ) -> Result<UserSteps, StoreError> {
@@ -640,7 +648,7 @@ impl<S: Store> Sessions<S> {
         if *finish == Finish::End || !same(&before, &after) {
             steps.dropped.clone_from(&before);
         }
-        let Some(mut principal) = after.filter(|_| !ends) else {
+        let Some(principal) = after.filter(|_| !ends) else {
             if *finish == Finish::Nothing {
                 steps.dropped = None;
             }
@@ -650,12 +658,15 @@ impl<S: Store> Sessions<S> {
         let until = now
             .checked_add(self.idle_timeout.saturating_mul(2))
             .unwrap_or(now);
+        // A new attachment's index is written now, whatever an earlier one left.
+        let known = if added { 0 } else { loaded_until };
         let due = now
             .checked_add(self.idle_timeout)
-            .is_some_and(|expiry| expiry > from_millis(principal.until));
+            .is_some_and(|expiry| expiry > from_millis(known));
         if due {
-            principal.until = to_millis(until);
-            changes.replace(USER_KEY, principal.to_raw()?);
+            let value =
+                serde_json::value::to_raw_value(&to_millis(until)).map_err(StoreError::corrupt)?;
+            changes.replace(UNTIL_KEY, value);
             if *finish == Finish::Touch {
                 // The new `until` must be stored: a write, at the count of a touch.
                 *finish = Finish::Write;
@@ -715,8 +726,16 @@ impl<S: Store> Sessions<S> {
         if let Some(err) = failed {
             return Err(StoreError::corrupt(err));
         }
+        if !present && *finish != Finish::Renew {
+            // Ended through the index (its records are ended markers by now), or detached
+            // by another request meanwhile: the write is conditional on the version it
+            // loaded and decides; it must not bring the index's `until` back.
+            *changes = changes.without(UNTIL_KEY);
+            return Ok(steps);
+        }
         if !present {
-            // Ended through the index while this request ran: the session ends too.
+            // Ended through the index while this request ran: a renewal would create a
+            // session no condition protects, so the session ends instead.
             tracing::info!("session ended by its user meanwhile; not written");
             *finish = Finish::End;
             steps.ended = true;
