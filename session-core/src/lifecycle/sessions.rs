@@ -638,7 +638,11 @@ impl<S: Store> Sessions<S> {
     }
 
     /// Replaces whatever is under `key` by the ended `marker`.
-    async fn end_member(&self, key: &TokenHash, marker: &Record) -> Result<(), SessionsError> {
+    pub(super) async fn end_member(
+        &self,
+        key: &TokenHash,
+        marker: &Record,
+    ) -> Result<(), SessionsError> {
         for _ in 0..END_ATTEMPTS {
             self.store.delete(key).await?;
             if self.store.create(key, marker).await? {

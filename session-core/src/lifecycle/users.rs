@@ -291,10 +291,7 @@ impl<S: Store> Sessions<S> {
                 None => None,
             };
             // Past its absolute timeout, a session is refused at its next request.
-            let found = found.filter(|session| {
-                self.absolute_timeout
-                    .is_none_or(|limit| session.created_at + limit > now)
-            });
+            let found = found.filter(|session| self.within_absolute(session, now));
             match (entry, found) {
                 (Some(entry), Some(session)) => listed.push(UserSession {
                     id: id.clone(),
@@ -471,8 +468,7 @@ impl<S: Store> Sessions<S> {
                 // it names its successor in the index first (ended next, below).
                 let record = self.store.reload(&key).await.ok().flatten();
                 successor = successor.or_else(|| record.and_then(|r| r.meta.successor()));
-                self.store.delete(&key).await?;
-                self.store.create(&key, &marker).await?;
+                self.end_member(&key, &marker).await?;
             }
             match successor {
                 Some(next) => key = next,
@@ -616,10 +612,14 @@ impl<S: Store> Sessions<S> {
             return Ok(false);
         }
         let found = self.resolve(id, entry, true).await?;
-        Ok(!found.is_some_and(|session| {
-            self.absolute_timeout
-                .is_none_or(|limit| session.created_at + limit > now)
-        }))
+        Ok(!found.is_some_and(|session| self.within_absolute(&session, now)))
+    }
+
+    /// Whether `session` is inside its absolute timeout at `now` (past it, the layer
+    /// refuses it at its next request).
+    fn within_absolute(&self, session: &Record, now: SystemTime) -> bool {
+        self.absolute_timeout
+            .is_none_or(|limit| session.created_at + limit > now)
     }
 
     /// The index work before a plan is carried out, for the session `loaded` (`key`, its
