@@ -47,7 +47,12 @@ impl Store for CookieOnly {
         match *self {}
     }
 
-    async fn touch(&self, _: &TokenHash, _: std::time::SystemTime) -> Result<bool, StoreError> {
+    async fn touch(
+        &self,
+        _: &TokenHash,
+        _: u64,
+        _: std::time::SystemTime,
+    ) -> Result<bool, StoreError> {
         match *self {}
     }
 

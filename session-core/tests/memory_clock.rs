@@ -33,7 +33,7 @@ async fn records_live_by_the_stores_clock() {
         .expect("live by the store's clock");
     assert_eq!(loaded.get::<u32>("n").unwrap(), Some(1));
     assert!(store
-        .touch(&key, now + Duration::from_secs(7200))
+        .touch(&key, loaded.version, now + Duration::from_secs(7200))
         .await
         .unwrap());
     assert!(store.load(&key).await.unwrap().is_some());

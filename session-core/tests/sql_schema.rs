@@ -218,7 +218,7 @@ async fn postgres_writes_within_the_hour_are_hot_updates() {
         record = next;
     }
     assert!(store
-        .touch(&key, clock.now() + Duration::from_secs(900))
+        .touch(&key, record.version, clock.now() + Duration::from_secs(900))
         .await
         .unwrap());
 

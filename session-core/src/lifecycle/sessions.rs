@@ -370,11 +370,14 @@ impl<S: Store> Sessions<S> {
                 let Some(loaded) = loaded else {
                     return Ok(None);
                 };
-                if self.store.touch(&loaded.key, expires_at).await? {
-                    Ok(Some(Outcome::Live(loaded.token, expires_at)))
-                } else {
-                    Ok(Some(Outcome::Ended))
+                let version = loaded.record.version;
+                if self.store.touch(&loaded.key, version, expires_at).await? {
+                    return Ok(Some(Outcome::Live(loaded.token, expires_at)));
                 }
+                // Written, rotated or ended since it was loaded: a write of nothing decides
+                // on what is there now (follows a rotation to the successor's id, never
+                // brings an ended session back, never hands out a rotated-away id).
+                self.write(loaded, changes, expires_at).await.map(Some)
             }
             Finish::Write => {
                 let Some(loaded) = loaded else {

@@ -160,9 +160,14 @@ impl<S: Store> Store for Counted<S> {
         self.inner.reload(key).await
     }
 
-    async fn touch(&self, key: &TokenHash, expires_at: SystemTime) -> Result<bool, StoreError> {
+    async fn touch(
+        &self,
+        key: &TokenHash,
+        expected: u64,
+        expires_at: SystemTime,
+    ) -> Result<bool, StoreError> {
         bump(&self.counts.touch);
-        self.inner.touch(key, expires_at).await
+        self.inner.touch(key, expected, expires_at).await
     }
 
     async fn delete(&self, key: &TokenHash) -> Result<(), StoreError> {
@@ -189,9 +194,14 @@ impl<S: Cache> Cache for Counted<S> {
         self.inner.put(key, record).await
     }
 
-    async fn touch(&self, key: &TokenHash, expires_at: SystemTime) -> Result<(), StoreError> {
+    async fn touch(
+        &self,
+        key: &TokenHash,
+        expected: u64,
+        expires_at: SystemTime,
+    ) -> Result<(), StoreError> {
         bump(&self.counts.touch);
-        Cache::touch(&self.inner, key, expires_at).await
+        Cache::touch(&self.inner, key, expected, expires_at).await
     }
 
     async fn invalidate(&self, key: &TokenHash, until: SystemTime) -> Result<(), StoreError> {

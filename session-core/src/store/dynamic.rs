@@ -59,7 +59,12 @@ trait ErasedStore: Send + Sync + 'static {
         expected: u64,
         record: &'a Record,
     ) -> BoxFuture<'a, bool>;
-    fn touch<'a>(&'a self, key: &'a TokenHash, expires_at: SystemTime) -> BoxFuture<'a, bool>;
+    fn touch<'a>(
+        &'a self,
+        key: &'a TokenHash,
+        expected: u64,
+        expires_at: SystemTime,
+    ) -> BoxFuture<'a, bool>;
     fn delete<'a>(&'a self, key: &'a TokenHash) -> BoxFuture<'a, ()>;
     fn cleanup(&self, limit: usize) -> BoxFuture<'_, usize>;
 }
@@ -90,8 +95,13 @@ impl<S: Store> ErasedStore for S {
         Box::pin(Store::update(self, key, expected, record))
     }
 
-    fn touch<'a>(&'a self, key: &'a TokenHash, expires_at: SystemTime) -> BoxFuture<'a, bool> {
-        Box::pin(Store::touch(self, key, expires_at))
+    fn touch<'a>(
+        &'a self,
+        key: &'a TokenHash,
+        expected: u64,
+        expires_at: SystemTime,
+    ) -> BoxFuture<'a, bool> {
+        Box::pin(Store::touch(self, key, expected, expires_at))
     }
 
     fn delete<'a>(&'a self, key: &'a TokenHash) -> BoxFuture<'a, ()> {
@@ -129,8 +139,13 @@ impl Store for DynStore {
         self.inner.reload(key).await
     }
 
-    async fn touch(&self, key: &TokenHash, expires_at: SystemTime) -> Result<bool, StoreError> {
-        self.inner.touch(key, expires_at).await
+    async fn touch(
+        &self,
+        key: &TokenHash,
+        expected: u64,
+        expires_at: SystemTime,
+    ) -> Result<bool, StoreError> {
+        self.inner.touch(key, expected, expires_at).await
     }
 
     async fn delete(&self, key: &TokenHash) -> Result<(), StoreError> {
@@ -166,7 +181,17 @@ mod tests {
         assert!(store.update(&key, loaded.version, &next).await?);
         let reloaded = store.reload(&key).await?.ok_or("updated record reloads")?;
         assert_eq!(reloaded.get::<u32>("n")?, Some(1));
-        assert!(store.touch(&key, now + Duration::from_secs(120)).await?);
+        assert!(
+            !store
+                .touch(&key, loaded.version, now + Duration::from_secs(120))
+                .await?,
+            "a touch based on an older version is refused"
+        );
+        assert!(
+            store
+                .touch(&key, reloaded.version, now + Duration::from_secs(120))
+                .await?
+        );
         store.delete(&key).await?;
         assert!(store.load(&key).await?.is_none());
         assert_eq!(store.cleanup(10).await?, 0);

@@ -165,8 +165,13 @@ impl<S: Store> Store for Held<S> {
         self.inner.update(key, expected, record).await
     }
 
-    async fn touch(&self, key: &TokenHash, expires_at: SystemTime) -> Result<bool, StoreError> {
-        self.inner.touch(key, expires_at).await
+    async fn touch(
+        &self,
+        key: &TokenHash,
+        expected: u64,
+        expires_at: SystemTime,
+    ) -> Result<bool, StoreError> {
+        self.inner.touch(key, expected, expires_at).await
     }
 
     async fn delete(&self, key: &TokenHash) -> Result<(), StoreError> {

@@ -107,7 +107,9 @@ pub trait Store: Send + Sync + 'static {
     }
 
     /// Moves the expiry of the live record under `key` to `expires_at`, leaving its data as
-    /// it is. Returns `false` if there is no live record.
+    /// it is, if its version is still `expected` (the one the caller loaded). Returns
+    /// `false` if there is no live record, or it has another version: written or rotated
+    /// meanwhile, it is for the caller to load again and decide.
     ///
     /// # Errors
     ///
@@ -115,6 +117,7 @@ pub trait Store: Send + Sync + 'static {
     fn touch(
         &self,
         key: &TokenHash,
+        expected: u64,
         expires_at: SystemTime,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
@@ -177,7 +180,8 @@ pub trait Cache: Send + Sync + 'static {
         record: &Record,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Moves the expiry of the cached entry under `key`, if there is a live one.
+    /// Moves the expiry of the cached entry under `key`, if there is a live one of version
+    /// `expected` (a newer one, e.g. a forward a rotation left, keeps its own expiry).
     ///
     /// # Errors
     ///
@@ -185,6 +189,7 @@ pub trait Cache: Send + Sync + 'static {
     fn touch(
         &self,
         key: &TokenHash,
+        expected: u64,
         expires_at: SystemTime,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 

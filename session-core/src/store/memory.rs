@@ -267,11 +267,16 @@ impl Store for MemoryStore {
         Ok(self.replace_live(key, |version| version == expected, |_| new))
     }
 
-    async fn touch(&self, key: &TokenHash, expires_at: SystemTime) -> Result<bool, StoreError> {
+    async fn touch(
+        &self,
+        key: &TokenHash,
+        expected: u64,
+        expires_at: SystemTime,
+    ) -> Result<bool, StoreError> {
         let expires_ms = to_millis(expires_at);
         Ok(self.replace_live(
             key,
-            |_| true,
+            |version| version == expected,
             |entry| Entry {
                 expires_ms,
                 ..entry
@@ -318,8 +323,15 @@ impl Cache for MemoryStore {
         Ok(())
     }
 
-    async fn touch(&self, key: &TokenHash, expires_at: SystemTime) -> Result<(), StoreError> {
-        Store::touch(self, key, expires_at).await.map(drop)
+    async fn touch(
+        &self,
+        key: &TokenHash,
+        expected: u64,
+        expires_at: SystemTime,
+    ) -> Result<(), StoreError> {
+        Store::touch(self, key, expected, expires_at)
+            .await
+            .map(drop)
     }
 
     async fn invalidate(&self, key: &TokenHash, until: SystemTime) -> Result<(), StoreError> {

@@ -614,13 +614,18 @@ impl<C: Cache, D: Durable> Store for TieredStore<C, D> {
         }
     }
 
-    async fn touch(&self, key: &TokenHash, expires_at: SystemTime) -> Result<bool, StoreError> {
+    async fn touch(
+        &self,
+        key: &TokenHash,
+        expected: u64,
+        expires_at: SystemTime,
+    ) -> Result<bool, StoreError> {
         self.ready().await;
         let s = &*self.inner;
-        let touched = timed(DURABLE, WRITE, s.durable.touch(key, expires_at)).await?;
+        let touched = timed(DURABLE, WRITE, s.durable.touch(key, expected, expires_at)).await?;
         // A cache entry that keeps its older expiry only expires sooner: nothing to repair.
         if touched && s.breaker.state() != CacheState::Open {
-            if let Err(err) = Cache::touch(&s.cache, key, expires_at).await {
+            if let Err(err) = Cache::touch(&s.cache, key, expected, expires_at).await {
                 s.cache_failed("touch", &err);
             }
         }

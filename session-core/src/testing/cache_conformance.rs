@@ -122,7 +122,7 @@ pub async fn tombstones<C: Cache>(f: CacheFixture<C>) {
         "and refuses every put"
     );
     f.cache
-        .touch(&k, f.clock.now_system() + 10 * MINUTE)
+        .touch(&k, r.version, f.clock.now_system() + 10 * MINUTE)
         .await
         .unwrap();
     f.clock.advance(MINUTE + Duration::from_secs(1));
@@ -139,7 +139,14 @@ pub async fn cache_touch<C: Cache>(f: CacheFixture<C>) {
     let k = key();
     let r = record(&f.clock, MINUTE, "a");
     f.cache.put(&k, &r).await.unwrap();
-    f.cache.touch(&k, r.expires_at + MINUTE).await.unwrap();
+    f.cache
+        .touch(&k, r.version + 1, r.expires_at + 5 * MINUTE)
+        .await
+        .unwrap();
+    f.cache
+        .touch(&k, r.version, r.expires_at + MINUTE)
+        .await
+        .unwrap();
     f.clock.advance(MINUTE + Duration::from_secs(1));
     let got = f.cache.get(&k).await.unwrap().expect("touch extended it");
     assert_eq!(

@@ -79,10 +79,18 @@
 //!         Ok(true)
 //!     }
 //!
-//!     async fn touch(&self, key: &TokenHash, expires_at: SystemTime) -> Result<bool, StoreError> {
+//!     async fn touch(
+//!         &self,
+//!         key: &TokenHash,
+//!         expected: u64,
+//!         expires_at: SystemTime,
+//!     ) -> Result<bool, StoreError> {
 //!         let mut map = self.map.lock().map_err(|_| StoreError::unavailable("poisoned"))?;
 //!         match map.get_mut(key) {
-//!             Some((_, expires)) if *expires > self.clock.now() => {
+//!             Some((bytes, expires)) if *expires > self.clock.now() => {
+//!                 if Record::decode(bytes, *expires)?.version != expected {
+//!                     return Ok(false);
+//!                 }
 //!                 *expires = expires_at;
 //!                 Ok(true)
 //!             }
@@ -299,7 +307,8 @@ pub async fn round_trip<S: Store>(f: Fixture<S>) {
     assert_eq!(f.store.load(&k).await.unwrap(), Some(changed));
 }
 
-/// `update` applies only on the version it was based on; `touch` keeps the version.
+/// `update` and `touch` apply only on the version they were based on; `touch` keeps the
+/// version.
 ///
 /// # Panics
 ///
@@ -322,9 +331,22 @@ pub async fn versions<S: Store>(f: Fixture<S>) {
     );
     assert_eq!(f.store.load(&k).await.unwrap(), Some(v2.clone()));
     assert_eq!(f.store.reload(&k).await.unwrap(), Some(v2.clone()));
-    // Touch moves the expiry, not the version.
-    assert!(f.store.touch(&k, v2.expires_at + MINUTE).await.unwrap());
-    assert_eq!(f.store.load(&k).await.unwrap().unwrap().version, 2);
+    // A touch based on the older version is refused (a rotation or a write came first)...
+    assert!(
+        !f.store.touch(&k, 1, v2.expires_at + MINUTE).await.unwrap(),
+        "touch on a stale version"
+    );
+    assert_eq!(
+        f.store.load(&k).await.unwrap().unwrap().expires_at,
+        v2.expires_at
+    );
+    // ...and one on the current version moves the expiry, not the version.
+    assert!(f.store.touch(&k, 2, v2.expires_at + MINUTE).await.unwrap());
+    let touched = f.store.load(&k).await.unwrap().unwrap();
+    assert_eq!(
+        (touched.version, touched.expires_at),
+        (2, v2.expires_at + MINUTE)
+    );
 }
 
 /// A record in the previous format (1) still reads, as version 0, and can be updated
@@ -433,7 +455,7 @@ pub async fn unknown_ids<S: Store>(f: Fixture<S>) {
         "update must not create"
     );
     assert!(
-        !f.store.touch(&k, r.expires_at).await.unwrap(),
+        !f.store.touch(&k, r.version, r.expires_at).await.unwrap(),
         "touch must not create"
     );
     f.store.delete(&k).await.unwrap();
@@ -462,7 +484,7 @@ pub async fn ttl_expiry<S: Store>(f: Fixture<S>) {
     );
     assert!(!f
         .store
-        .touch(&k, f.clock.now_system() + MINUTE)
+        .touch(&k, r.version, f.clock.now_system() + MINUTE)
         .await
         .unwrap());
     if f.update_checks_clock {
@@ -493,7 +515,7 @@ pub async fn touch<S: Store>(f: Fixture<S>) {
     let r = record(&f.clock, MINUTE, "a");
     assert!(f.store.create(&k, &r).await.unwrap());
     let later = r.expires_at + 2 * MINUTE;
-    assert!(f.store.touch(&k, later).await.unwrap());
+    assert!(f.store.touch(&k, r.version, later).await.unwrap());
     f.clock.advance(2 * MINUTE);
     let loaded = f
         .store
@@ -544,7 +566,7 @@ pub async fn update_after_delete<S: Store>(f: Fixture<S>) {
         !f.store.update(&k, r.version, &slow).await.unwrap(),
         "no resurrection"
     );
-    assert!(!f.store.touch(&k, slow.expires_at).await.unwrap());
+    assert!(!f.store.touch(&k, r.version, slow.expires_at).await.unwrap());
     assert_eq!(f.store.load(&k).await.unwrap(), None);
 }
 

@@ -31,7 +31,7 @@ use crate::{clock::to_millis, Cache, Clock, Record, Store, StoreError, SystemClo
 /// | `create`        | `SET … NX PXAT`                                            |
 /// | `update`        | one script: `GETRANGE` (version check), `SET … PXAT`       |
 /// | `put`           | one script: `GETRANGE` (newer than cached?), `SET … PXAT`  |
-/// | `touch`         | one script: `GETRANGE`, `SETRANGE`, `PEXPIREAT`            |
+/// | `touch`         | one script: `GETRANGE` (version check), `SETRANGE`, `PEXPIREAT` |
 /// | `delete`        | `DEL`                                                      |
 /// | `invalidate`    | `SET … PXAT` (a tombstone)                                 |
 ///
@@ -196,7 +196,7 @@ static TOUCH: LazyLock<Script> = LazyLock::new(|| {
         r"
 local head = redis.call('GETRANGE', KEYS[1], 0, 31)
 if head == '' or (tonumber(string.sub(head, 1, 16), 16) or 0) <= tonumber(ARGV[2])
-   or string.sub(head, 17, 32) == 'ffffffffffffffff' then
+   or string.sub(head, 17, 32) ~= ARGV[4] then
   return 0
 end
 redis.call('SETRANGE', KEYS[1], 0, ARGV[1])
@@ -290,6 +290,7 @@ impl RedisStore {
     async fn touch_script(
         &self,
         key: &TokenHash,
+        expected: u64,
         expires_at: SystemTime,
     ) -> Result<bool, StoreError> {
         let expires_ms = to_millis(expires_at);
@@ -297,7 +298,8 @@ impl RedisStore {
         invocation
             .arg(hex(expires_ms))
             .arg(to_millis(self.clock.now()))
-            .arg(expires_ms.max(1));
+            .arg(expires_ms.max(1))
+            .arg(hex(expected));
         let (touched, _) = self
             .link
             .run(|mut conn| async move { invocation.invoke_async::<i64>(&mut conn).await })
@@ -334,8 +336,13 @@ impl Store for RedisStore {
         Ok(updated == 1)
     }
 
-    async fn touch(&self, key: &TokenHash, expires_at: SystemTime) -> Result<bool, StoreError> {
-        self.touch_script(key, expires_at).await
+    async fn touch(
+        &self,
+        key: &TokenHash,
+        expected: u64,
+        expires_at: SystemTime,
+    ) -> Result<bool, StoreError> {
+        self.touch_script(key, expected, expires_at).await
     }
 
     async fn delete(&self, key: &TokenHash) -> Result<(), StoreError> {
@@ -386,8 +393,13 @@ impl Cache for RedisStore {
         Ok(())
     }
 
-    async fn touch(&self, key: &TokenHash, expires_at: SystemTime) -> Result<(), StoreError> {
-        self.touch_script(key, expires_at).await.map(drop)
+    async fn touch(
+        &self,
+        key: &TokenHash,
+        expected: u64,
+        expires_at: SystemTime,
+    ) -> Result<(), StoreError> {
+        self.touch_script(key, expected, expires_at).await.map(drop)
     }
 
     async fn invalidate(&self, key: &TokenHash, until: SystemTime) -> Result<(), StoreError> {

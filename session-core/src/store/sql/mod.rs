@@ -41,7 +41,7 @@ pub const DEFAULT_TABLE: &str = "sessions";
 /// | `load`    | `SELECT data, expires_at … WHERE id = ? AND expires_at > now`          |
 /// | `create`  | `INSERT … ON CONFLICT (id) DO UPDATE … WHERE expires_at <= now` (only an expired row is replaced) |
 /// | `update`  | `UPDATE … SET data, expires_at, version WHERE id = ? AND version = ? AND expires_at > now` |
-/// | `touch`   | `UPDATE … SET expires_at WHERE id = ? AND expires_at > now`            |
+/// | `touch`   | `UPDATE … SET expires_at WHERE id = ? AND expires_at > now AND version = ?` |
 /// | `delete`  | `DELETE … WHERE id = ?`                                                |
 /// | `cleanup` | `DELETE … WHERE id IN (SELECT id … WHERE expires_hour <= now's hour AND expires_at <= now LIMIT n)` |
 ///
@@ -376,11 +376,12 @@ impl Statements {
             ),
             touch: format!(
                 "UPDATE {table} SET expires_at = {}, expires_hour = {} \
-                 WHERE id = {} AND expires_at > {}",
+                 WHERE id = {} AND expires_at > {} AND version = {}",
                 p(1),
                 p(2),
                 p(3),
-                p(4)
+                p(4),
+                p(5)
             ),
             delete: format!("DELETE FROM {table} WHERE id = {}", p(1)),
             cleanup: format!(
@@ -535,6 +536,7 @@ macro_rules! impl_sql_store {
             async fn touch(
                 &self,
                 key: &$crate::TokenHash,
+                expected: u64,
                 expires_at: std::time::SystemTime,
             ) -> Result<bool, $crate::StoreError> {
                 let done = super::bounded(
@@ -544,6 +546,7 @@ macro_rules! impl_sql_store {
                         .bind(super::hour_i64(expires_at))
                         .bind(key.as_str())
                         .bind(super::millis_i64(self.clock.now()))
+                        .bind(super::version_i64(expected))
                         .execute(&self.pool),
                 )
                 .await?;
