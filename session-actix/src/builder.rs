@@ -24,6 +24,9 @@ use crate::{
     SessionLayer,
 };
 
+/// The default of [`SessionLayerBuilder::max_sessions_per_user`].
+pub const DEFAULT_MAX_SESSIONS_PER_USER: usize = 50;
+
 /// The default of [`SessionLayerBuilder::max_record_bytes`]: 64 KiB.
 pub const DEFAULT_MAX_RECORD_BYTES: usize = 64 * 1024;
 
@@ -99,6 +102,7 @@ pub struct SessionLayerBuilder<S> {
     trusted_proxies: Vec<(IpAddr, u8)>,
     forwarded_header: ForwardedHeader,
     max_record_bytes: usize,
+    max_sessions_per_user: usize,
     theft: TheftResponse,
     clock: Arc<dyn Clock>,
 }
@@ -138,6 +142,7 @@ impl<S: Store> SessionLayerBuilder<S> {
             trusted_proxies: Vec::new(),
             forwarded_header: ForwardedHeader::default(),
             max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
+            max_sessions_per_user: DEFAULT_MAX_SESSIONS_PER_USER,
             theft: TheftResponse::Log,
             clock: Arc::new(SystemClock),
         }
@@ -156,6 +161,17 @@ impl<S: Store> SessionLayerBuilder<S> {
     #[doc(alias = "session_expire_time")]
     pub fn idle_timeout(mut self, idle: Duration) -> Self {
         self.idle_timeout = idle;
+        self
+    }
+
+    /// How many sessions one user keeps at most ([`UserSessions`](crate::UserSessions)):
+    /// attaching the user to one more ends the sessions they signed in with longest ago.
+    /// `1` allows one session per user (a sign-in on a new device signs the old one out).
+    /// Enforced at each sign-in: two sign-ins at the same instant may both find room, and
+    /// the next one ends the excess. Default: 50 ([`DEFAULT_MAX_SESSIONS_PER_USER`]); an
+    /// index costs about 0.7 KiB per session.
+    pub fn max_sessions_per_user(mut self, max: usize) -> Self {
+        self.max_sessions_per_user = max;
         self
     }
 
@@ -376,6 +392,9 @@ impl<S: Store> SessionLayerBuilder<S> {
         if self.idle_timeout.is_zero() {
             return Err(ConfigError::ZeroDuration("idle_timeout"));
         }
+        if self.max_sessions_per_user == 0 {
+            return Err(ConfigError::ZeroDuration("max_sessions_per_user"));
+        }
         if self.token_ttl.is_some_and(|ttl| ttl.is_zero()) {
             return Err(ConfigError::ZeroDuration("token_rotation"));
         }
@@ -452,6 +471,7 @@ impl<S: Store> SessionLayerBuilder<S> {
                     grace: self.rotation_grace,
                     idle_timeout: self.idle_timeout,
                     absolute_timeout: self.absolute_timeout,
+                    max_user_sessions: self.max_sessions_per_user,
                     cleanup: CleanupPolicy::new(
                         self.clean_check_percent,
                         session_core::store::DEFAULT_CLEANUP_BATCH_SIZE,

@@ -12,7 +12,8 @@ pub enum ConfigError {
     /// A `__Secure-` cookie must be `Secure`.
     #[error("a `__Secure-` cookie must be Secure")]
     SecurePrefix,
-    /// A duration that must be positive is zero.
+    /// A duration (or a count, such as `max_sessions_per_user`) that must be positive is
+    /// zero.
     #[error("`{0}` must be greater than zero")]
     ZeroDuration(&'static str),
     /// The cookie name is empty or holds characters a cookie name cannot.

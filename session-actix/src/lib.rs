@@ -159,7 +159,7 @@ pub mod testing;
 mod typed;
 mod users;
 
-pub use builder::{SessionLayerBuilder, DEFAULT_MAX_RECORD_BYTES};
+pub use builder::{SessionLayerBuilder, DEFAULT_MAX_RECORD_BYTES, DEFAULT_MAX_SESSIONS_PER_USER};
 pub use codec::CookieCodec;
 pub use config_error::ConfigError;
 pub use flash::{Flash, FLASH_KEY};

@@ -5,7 +5,7 @@ use std::time::SystemTime;
 
 use actix_web::HttpRequest;
 use session_core::{
-    lifecycle::{CookieAction, Finish, Outcome, Plan},
+    lifecycle::{users::USER_KEY, CookieAction, Finish, Outcome, Plan},
     Changes, Metadata, Record, Store, StoreError,
 };
 
@@ -50,9 +50,13 @@ pub(crate) async fn carry_out<S: Store>(
         return Ok(Issued::Keep);
     }
     let settings = &inner.settings;
-    // New ids are bound afresh, under the current key.
+    // New ids are bound afresh, under the current key; attaching a user renews the id.
+    let signs_in = changes
+        .change_of(USER_KEY)
+        .is_some_and(|value| value.is_some());
     let binding = || match plan.finish {
         Finish::Create | Finish::Renew | Finish::Rotate => client::fingerprint(req, settings),
+        _ if signs_in => client::fingerprint(req, settings),
         _ => None,
     };
     match &inner.storage {

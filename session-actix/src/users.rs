@@ -141,7 +141,13 @@ impl UserSessions {
     }
 
     /// Attaches the session to `user` (a stable user id, not a display name) when the
-    /// response is sent. Call it at sign-in, after `Session::renew`.
+    /// response is sent. Call it at sign-in. The session's id is renewed with it (as
+    /// `Session::renew` does, which a sign-in should call anyway): what the id grants
+    /// changes, so the id a visitor had before signing in opens nothing afterwards.
+    ///
+    /// A user keeps at most
+    /// [`max_sessions_per_user`](crate::SessionLayerBuilder::max_sessions_per_user)
+    /// sessions (default 50): attaching one more ends those signed in longest ago.
     ///
     /// # Errors
     ///

@@ -42,6 +42,14 @@ async fn app<S: Store + Clone>(
                 ),
             )
             .route(
+                "/attach-only/{user}",
+                web::post().to(|users: UserSessions, user: web::Path<String>| async move {
+                    // A sign-in that forgets `renew()`: attaching renews the id anyway.
+                    users.attach(user.into_inner())?;
+                    Ok::<_, actix_web::Error>("signed in")
+                }),
+            )
+            .route(
                 "/whoami",
                 web::get().to(|users: UserSessions| async move {
                     users.user().unwrap_or_else(|| "nobody".to_owned())
@@ -332,6 +340,69 @@ async fn past_the_absolute_timeout<S: Store + Clone>(f: Fixture<S>) {
     assert_eq!(a.get(&app, "/whoami").await.body, "nobody", "refused");
 }
 
+/// Attaching a user renews the session's id even when the handler does not ask for it
+/// (no fixation): the pre-sign-in id opens nothing, the new one keeps the state, and it
+/// stays bound to the client's User-Agent.
+async fn attaching_renews_the_id<S: Store + Clone>(f: Fixture<S>) {
+    let key = Key::generate();
+    let app = app(common::layer(&f, &key, |b| b.cookie_secure(false))).await;
+    let mut a = client(FIREFOX);
+    a.post(&app, "/inc").await;
+    let before = a.clone();
+    let signed_in = a.post(&app, "/attach-only/gus").await;
+    let (old, new) = (
+        before.cookie.as_ref().unwrap().value().to_owned(),
+        signed_in
+            .set_cookie
+            .expect("a new cookie")
+            .value()
+            .to_owned(),
+    );
+    assert_ne!(old, new, "a new id");
+    assert_eq!(a.get(&app, "/whoami").await.body, "gus");
+    assert_eq!(
+        a.get(&app, "/count").await.body,
+        "1",
+        "the state carried over"
+    );
+    let mut fixated = before;
+    assert_eq!(fixated.get(&app, "/whoami").await.body, "nobody");
+    assert_eq!(
+        fixated.get(&app, "/count").await.body,
+        "0",
+        "the old id is ended"
+    );
+    let mut other_browser = a.clone();
+    other_browser.user_agent = CHROME.to_owned();
+    assert_eq!(
+        other_browser.get(&app, "/whoami").await.body,
+        "nobody",
+        "still bound to the User-Agent"
+    );
+    assert_eq!(index_entries(&f.store, "gus").await, 1);
+}
+
+/// With `max_sessions_per_user(1)`, signing in on a second browser signs the first out.
+async fn one_session_per_user<S: Store + Clone>(f: Fixture<S>) {
+    let key = Key::generate();
+    let app = app(common::layer(&f, &key, |b| {
+        b.cookie_secure(false).max_sessions_per_user(1)
+    }))
+    .await;
+    let (mut a, mut b) = (client(FIREFOX), client(CHROME));
+    a.post(&app, "/sign-in/hal").await;
+    a.post(&app, "/inc").await;
+    f.clock.advance(Duration::from_secs(1));
+    b.post(&app, "/sign-in/hal").await;
+    assert_eq!(b.get(&app, "/whoami").await.body, "hal");
+    assert_eq!(a.get(&app, "/whoami").await.body, "nobody", "signed out");
+    assert_eq!(a.get(&app, "/count").await.body, "0");
+    assert_eq!(index_entries(&f.store, "hal").await, 1);
+    let page = b.get(&app, "/devices").await.body;
+    assert!(page.contains("Chrome on Windows*"), "{page}");
+    assert_eq!(page.lines().count(), 1, "{page}");
+}
+
 macro_rules! per_store {
     ($($case:ident),*) => {
         mod memory {
@@ -361,5 +432,7 @@ per_store!(
     three_clients_end_all_but_one,
     sign_out_and_detach,
     costs,
-    past_the_absolute_timeout
+    past_the_absolute_timeout,
+    attaching_renews_the_id,
+    one_session_per_user
 );

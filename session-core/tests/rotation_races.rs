@@ -32,6 +32,7 @@ fn sessions_over<S: Store>(store: S) -> Arc<Sessions<S>> {
             rotates: true,
             grace: GRACE,
             absolute_timeout: None,
+            max_user_sessions: 50,
             idle_timeout: Duration::from_secs(600),
             cleanup: CleanupPolicy::new(0, 100),
             max_record_bytes: 64 * 1024,

@@ -28,6 +28,7 @@ fn sessions_over<S: Store>(store: Held<S>) -> Arc<Sessions<Held<S>>> {
             rotates: true,
             grace: Duration::from_secs(5),
             absolute_timeout: None,
+            max_user_sessions: 50,
             idle_timeout: Duration::from_secs(600),
             cleanup: CleanupPolicy::new(0, 100),
             max_record_bytes: 64 * 1024,

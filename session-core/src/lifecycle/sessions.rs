@@ -82,6 +82,7 @@ pub struct Sessions<S> {
     grace: Duration,
     pub(super) idle_timeout: Duration,
     pub(super) absolute_timeout: Option<Duration>,
+    pub(super) max_user_sessions: usize,
     queue: WriteQueue,
     cleanup: CleanupPolicy,
     max_record_bytes: usize,
@@ -116,6 +117,9 @@ pub struct SessionsConfig {
     /// How long a session lives at most (`None`: no limit): a user's sessions past it are
     /// not listed, since the layer refuses them.
     pub absolute_timeout: Option<Duration>,
+    /// How many sessions one user keeps at most: signing in another ends the ones signed
+    /// in longest ago ([`users`](super::users); at least 1).
+    pub max_user_sessions: usize,
     /// The cleanup run on a share of writes.
     pub cleanup: CleanupPolicy,
     /// The largest state stored, in bytes of keys and JSON values.
@@ -137,6 +141,7 @@ impl<S: Store> Sessions<S> {
             grace: config.grace,
             idle_timeout: config.idle_timeout,
             absolute_timeout: config.absolute_timeout,
+            max_user_sessions: config.max_user_sessions.max(1),
             queue: WriteQueue::default().max_record_bytes(config.max_record_bytes),
             cleanup: config.cleanup,
             max_record_bytes: config.max_record_bytes,
@@ -410,6 +415,9 @@ impl<S: Store> Sessions<S> {
                 let mut record = Record::new(loaded.record.created_at, expires_at);
                 record.state = loaded.record.state.clone();
                 changes.apply(&mut record.state);
+                // A layer that did not expect a renewal (one a sign-in implies) computed
+                // no binding: the loaded one, which this client matched, carries over.
+                let binding = binding.or_else(|| loaded.record.meta.binding.clone());
                 record.meta = Metadata::new_session(binding, now);
                 let outcome = self.create(&record, fresh).await?;
                 self.end_family(loaded.held(), now).await?;

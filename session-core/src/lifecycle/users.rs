@@ -12,6 +12,11 @@
 //! entry and never replace them, so requests of one session that fork it (a sign-in
 //! submitted twice, a renewal racing a rotation) leave every branch reachable.
 //!
+//! Attaching a user renews the session's id ([`Finish::Renew`](super::Finish::Renew)), so
+//! an attachment never reuses the key of an earlier one, and ending a session through an
+//! entry leaves alone a session that holds another entry (or none): an entry left behind
+//! by an interrupted sign-out never ends someone else's session.
+//!
 //! The index is always written **before** the session it describes: a session is never
 //! attached without an entry that reaches it, so ending a user's sessions cannot miss one,
 //! whatever instance crashes where. The keys the entry names are known in advance: a new
@@ -33,12 +38,23 @@
 //!
 //! The index lives at least as long as the longest-lived of its sessions: a session that
 //! would outlive what it remembers ([`UNTIL_KEY`]) extends the index (to two idle
-//! timeouts ahead) before its own expiry moves, at most once per idle timeout. Entries of
-//! sessions that expired are pruned whenever the index is listed (and at a sign-in once
-//! the index is large), after a check in the store of record, and never while younger
-//! than two minutes (their session may still be being created); the index itself
-//! expires (and is cleaned up) at most two idle timeouts after its last session's last
-//! request: nothing is left behind.
+//! timeouts ahead) before its own expiry moves, at most once per idle timeout, and its
+//! entry records the same bound. Every write of the index drops the entries past their
+//! bound (with a margin of two minutes for the clocks of instances), without a store
+//! call: an entry outlives its session by at most two idle timeouts, until the next
+//! write of the index, or until the index itself expires (and is cleaned up) at most two
+//! idle timeouts after its last session's last request. Listing, and a sign-in once the
+//! index is large, also prune entries whose sessions ended, after a check in the store
+//! of record, never while younger than two minutes (their session may still be being
+//! created).
+//!
+//! # Limits
+//!
+//! A user keeps at most [`SessionsConfig::max_user_sessions`](super::SessionsConfig)
+//! sessions: attaching one more first ends those signed in longest ago. Two sign-ins at
+//! the same instant may both find room; the next sign-in ends the excess. An entry holds
+//! at most eight keys and a short client description (under 1 KiB), so an index stays
+//! small whatever the sessions hold; it is not bound by `max_record_bytes`.
 //!
 //! # Costs
 //!
@@ -193,6 +209,11 @@ struct Entry {
     /// When the session was attached (milliseconds since the Unix epoch).
     #[serde(default)]
     at: u64,
+    /// Until when the session can live at most (milliseconds since the Unix epoch; `0`:
+    /// unknown, an entry of an earlier release): it extends this before its own expiry
+    /// passes it, as it extends the index.
+    #[serde(default)]
+    until: u64,
 }
 
 impl Entry {
@@ -201,6 +222,12 @@ impl Entry {
             .iter()
             .rev()
             .filter_map(|key| TokenHash::from_stored(key))
+    }
+
+    /// Whether the session certainly no longer lives: past [`until`](Entry::until), with a
+    /// margin for clocks of instances that differ.
+    fn expired(&self, now: SystemTime) -> bool {
+        self.until != 0 && from_millis(self.until) + CLOCK_MARGIN <= now
     }
 
     /// Adds `keys` as the most recent, keeping at most [`MAX_KEYS`] (the oldest go: keys
@@ -215,6 +242,19 @@ impl Entry {
 
 /// How many keys an entry remembers.
 const MAX_KEYS: usize = 8;
+
+/// How far the clocks of two instances may differ, for decisions on expiry one instance
+/// makes about another's writes.
+const CLOCK_MARGIN: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Removes the entries of `state` (an index) whose sessions expired; whether it did.
+fn drop_expired(state: &mut State, now: SystemTime) -> bool {
+    let before = state.len();
+    state.retain(|_, raw| {
+        serde_json::from_str::<Entry>(raw.get()).map_or(true, |entry| !entry.expired(now))
+    });
+    state.len() != before
+}
 
 /// How long an entry whose session cannot be found is kept anyway: the request that wrote
 /// it may still be creating or attaching the session.
@@ -287,8 +327,8 @@ impl<S: Store> Sessions<S> {
         for (id, raw) in &record.state {
             let entry = serde_json::from_str::<Entry>(raw.get()).ok();
             let found = match &entry {
-                Some(entry) => self.resolve(id, entry, false).await?,
-                None => None,
+                Some(entry) if !entry.expired(now) => self.resolve(id, entry, false).await?,
+                _ => None,
             };
             // Past its absolute timeout, a session is refused at its next request.
             let found = found.filter(|session| self.within_absolute(session, now));
@@ -331,7 +371,8 @@ impl<S: Store> Sessions<S> {
         id: &str,
         now: SystemTime,
     ) -> Result<bool, StoreError> {
-        Ok(self.end_entries(user, now, |entry| entry == id).await? > 0)
+        let index = self.users.index_of(user);
+        Ok(self.end_entries(&index, now, |entry| entry == id).await? > 0)
     }
 
     /// Ends all of `user`'s sessions but the one whose entry id is `except` (the current
@@ -347,22 +388,23 @@ impl<S: Store> Sessions<S> {
         except: Option<&str>,
         now: SystemTime,
     ) -> Result<usize, StoreError> {
-        self.end_entries(user, now, |entry| Some(entry) != except)
+        let index = self.users.index_of(user);
+        self.end_entries(&index, now, |entry| Some(entry) != except)
             .await
     }
 
-    /// Ends the entries of `user`'s index that `which` picks, then removes them, reading
-    /// the index again while entries moved meanwhile (a rotation naming its successor).
+    /// Ends the entries of the index `index` that `which` picks, then removes them,
+    /// reading the index again while entries moved meanwhile (a rotation naming its
+    /// successor). Returns how many live sessions it ended.
     async fn end_entries(
         &self,
-        user: &str,
+        index: &TokenHash,
         now: SystemTime,
         which: impl Fn(&str) -> bool,
     ) -> Result<usize, StoreError> {
-        let index = self.users.index_of(user);
         let mut ended = std::collections::HashSet::new();
         for _ in 0..END_ROUNDS {
-            let Some(record) = self.load_index(&index, true).await? else {
+            let Some(record) = self.load_index(index, true).await? else {
                 break;
             };
             let targets: Vec<(String, String)> = record
@@ -377,12 +419,13 @@ impl<S: Store> Sessions<S> {
             for (id, raw) in &targets {
                 if let Ok(entry) = serde_json::from_str::<Entry>(raw) {
                     for key in entry.keys() {
-                        self.end_chain(key, now).await?;
+                        if self.end_chain(key, id, now).await? {
+                            ended.insert(id.clone());
+                        }
                     }
                 }
-                ended.insert(id.clone());
             }
-            self.remove_entries(&index, now, &targets).await?;
+            self.remove_entries(index, now, &targets).await?;
         }
         if !ended.is_empty() {
             tracing::info!(sessions = ended.len(), "ended sessions of a user");
@@ -429,17 +472,27 @@ impl<S: Store> Sessions<S> {
 
     /// Replaces `start` and the records it forwards to by ended markers, each with a
     /// conditional write (see the [module docs](self)). A key with no record gets a marker
-    /// too: a rotation in progress can then not create it.
+    /// too: a rotation in progress can then not create it. A live session that is not the
+    /// entry `owner`'s (detached, or attached again under another entry: a leftover entry
+    /// never ends someone else's session) is left alone. Returns whether it ended a live
+    /// session of `owner`.
     pub(crate) async fn end_chain(
         &self,
         start: TokenHash,
+        owner: &str,
         now: SystemTime,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let marker = self.ended_marker(now);
+        let foreign = |record: &Record| {
+            !record.meta.ended
+                && record.meta.successor().is_none()
+                && Principal::of(&record.state).is_none_or(|principal| principal.entry != owner)
+        };
         let mut key = start;
+        let mut ended_live = false;
         for _ in 0..MAX_CHAIN {
             let mut successor = None;
-            let mut ended = false;
+            let mut done = false;
             for _ in 0..super::sessions::END_ATTEMPTS {
                 let current = match self.store.reload(&key).await {
                     Ok(record) => record,
@@ -449,25 +502,33 @@ impl<S: Store> Sessions<S> {
                     }
                     Err(err) => return Err(err),
                 };
-                let done = match current {
+                done = match current {
                     None => self.store.create(&key, &marker).await?,
                     Some(record) if record.meta.ended => true,
+                    Some(record) if foreign(&record) => return Ok(ended_live),
                     Some(record) => {
                         successor = record.meta.successor();
-                        self.store.update(&key, record.version, &marker).await?
+                        let written = self.store.update(&key, record.version, &marker).await?;
+                        ended_live |= written && successor.is_none();
+                        written
                     }
                 };
                 if done {
-                    ended = true;
                     break;
                 }
             }
-            if !ended {
+            if !done {
                 // Written again and again meanwhile (a busy session): replace it outright.
                 // Nothing can create it again once the marker is there, and a rotation of
                 // it names its successor in the index first (ended next, below).
                 let record = self.store.reload(&key).await.ok().flatten();
-                successor = successor.or_else(|| record.and_then(|r| r.meta.successor()));
+                if record.as_ref().is_some_and(foreign) {
+                    return Ok(ended_live);
+                }
+                ended_live |= record
+                    .as_ref()
+                    .is_some_and(|record| !record.meta.ended && record.meta.successor().is_none());
+                successor = successor.or_else(|| record.and_then(|record| record.meta.successor()));
                 self.end_member(&key, &marker).await?;
             }
             match successor {
@@ -475,7 +536,7 @@ impl<S: Store> Sessions<S> {
                 None => break,
             }
         }
-        Ok(())
+        Ok(ended_live)
     }
 
     /// The index record under `index`; `durable` reads past any cache (what a write bases
@@ -539,10 +600,13 @@ impl<S: Store> Sessions<S> {
                 .as_ref()
                 .map(|record| record.state.clone())
                 .unwrap_or_default();
+            // Every edit drops the entries of sessions that expired: none outlives its
+            // session by more than the index's next edit, or the index itself.
+            let dropped = drop_expired(&mut state, now);
             let changed = match edit(&mut state) {
                 Edit::Missing => return Ok(false),
                 Edit::Changed => true,
-                Edit::Unchanged => false,
+                Edit::Unchanged => dropped,
             };
             let expires_at = match (&base, until) {
                 (Some(base), Some(until)) => base.expires_at.max(until),
@@ -558,14 +622,12 @@ impl<S: Store> Sessions<S> {
                     let mut next = base.next_version();
                     next.state = state;
                     next.expires_at = expires_at;
-                    self.check_size(&next)?;
                     self.store.update(index, base.version, &next).await?
                 }
                 None => {
                     let mut record = Record::new(now, expires_at);
                     record.meta.user_index = true;
                     record.state = state;
-                    self.check_size(&record)?;
                     self.store.create(index, &record).await?
                 }
             };
@@ -578,22 +640,44 @@ impl<S: Store> Sessions<S> {
         ))
     }
 
-    /// Removes entries of `index` whose sessions no longer live, once it is large.
-    async fn prune(&self, index: &TokenHash, now: SystemTime) -> Result<(), StoreError> {
+    /// Makes room in `index` for one more session: removes the entries of sessions that
+    /// no longer live (once the index is large), then ends the sessions signed in longest
+    /// ago while the user would keep more than `max_user_sessions`.
+    async fn make_room(&self, index: &TokenHash, now: SystemTime) -> Result<(), StoreError> {
         let Some(record) = self.load_index(index, true).await? else {
             return Ok(());
         };
-        if record.state.len() < PRUNE_AT {
+        let count = record.state.len();
+        if count < PRUNE_AT && count < self.max_user_sessions {
             return Ok(());
         }
         let mut dead = Vec::new();
+        let mut kept = Vec::new();
         for (id, raw) in &record.state {
             let entry = serde_json::from_str::<Entry>(raw.get()).ok();
             if self.is_dead(id, entry.as_ref(), now).await? {
                 dead.push((id.clone(), raw.get().to_owned()));
+            } else {
+                kept.push((entry.map_or(0, |entry| entry.at), id.clone()));
             }
         }
-        self.remove_entries(index, now, &dead).await
+        if !dead.is_empty() {
+            self.remove_entries(index, now, &dead).await?;
+        }
+        let excess = (kept.len() + 1).saturating_sub(self.max_user_sessions);
+        if excess > 0 {
+            kept.sort();
+            let oldest: std::collections::HashSet<String> =
+                kept.into_iter().take(excess).map(|(_, id)| id).collect();
+            let ended = self
+                .end_entries(index, now, |id| oldest.contains(id))
+                .await?;
+            tracing::info!(
+                sessions = ended,
+                "signed in once more than a user may: ended the oldest sessions"
+            );
+        }
+        Ok(())
     }
 
     /// Whether an entry can go: it reaches no live session in the store of record (not
@@ -608,6 +692,9 @@ impl<S: Store> Sessions<S> {
         let Some(entry) = entry else {
             return Ok(true);
         };
+        if entry.expired(now) {
+            return Ok(true);
+        }
         if from_millis(entry.at) + YOUNG_ENTRY > now {
             return Ok(false);
         }
@@ -655,6 +742,12 @@ impl<S: Store> Sessions<S> {
             return Ok(steps);
         };
         let added = !same(&before, &Some(principal.clone()));
+        if added && matches!(*finish, Finish::Touch | Finish::Write | Finish::Rotate) {
+            // Attaching a user changes what the id grants: it is renewed (no fixation),
+            // and an entry an earlier attachment of the old id left behind reaches nothing
+            // of the new one.
+            *finish = Finish::Renew;
+        }
         let until = now
             .checked_add(self.idle_timeout.saturating_mul(2))
             .unwrap_or(now);
@@ -690,7 +783,7 @@ impl<S: Store> Sessions<S> {
         }
         let index = self.users.index_of(&principal.user);
         if added {
-            self.prune(&index, now).await?;
+            self.make_room(&index, now).await?;
         }
         let keys: Vec<String> = std::iter::once(key)
             .chain(next)
@@ -700,7 +793,9 @@ impl<S: Store> Sessions<S> {
             keys: Vec::new(),
             agent: principal.agent.clone(),
             at: to_millis(now),
+            until: 0,
         };
+        let until_ms = to_millis(until);
         let mut failed = None;
         let present = self
             .edit_index(&index, now, Some(until), |state| {
@@ -711,6 +806,7 @@ impl<S: Store> Sessions<S> {
                         .unwrap_or_else(|_| fresh_entry.clone()),
                 };
                 entry.add(&keys);
+                entry.until = entry.until.max(until_ms);
                 match serde_json::value::to_raw_value(&entry) {
                     Ok(raw) => {
                         state.insert(principal.entry.clone(), raw);

@@ -718,6 +718,10 @@ pub async fn corrupt_data<S: Store>(f: Fixture<S>) {
 }
 
 fn user_sessions_of<S: Store>(store: S) -> crate::lifecycle::Sessions<S> {
+    user_sessions_limited(store, 50)
+}
+
+fn user_sessions_limited<S: Store>(store: S, max: usize) -> crate::lifecycle::Sessions<S> {
     use crate::lifecycle::{RotationKey, Sessions, SessionsConfig, TheftResponse, UserKey};
     Sessions::new(
         Arc::new(store),
@@ -728,6 +732,7 @@ fn user_sessions_of<S: Store>(store: S) -> crate::lifecycle::Sessions<S> {
             rotates: true,
             grace: Duration::from_secs(5),
             absolute_timeout: None,
+            max_user_sessions: max,
             idle_timeout: 10 * MINUTE,
             cleanup: crate::store::CleanupPolicy::new(0, 100),
             max_record_bytes: 64 * 1024,
@@ -1000,24 +1005,38 @@ pub async fn user_index_expiry<S: Store>(f: Fixture<S>) {
         "A expired"
     );
 
-    // Past the first expiry of the index: it lives on for B, which alone is listed, and
-    // the listing pruned A's entry.
-    clock.advance(9 * MINUTE + Duration::from_secs(30));
+    // B is used at 17 minutes (no index write), then at 22.5, past the first expiry of
+    // the index (and of A's entry, with its margin for clocks): B extends the index, and
+    // that edit drops A's entry, with no listing.
+    clock.advance(6 * MINUTE);
+    let n = [("n", to_raw_value(&3).unwrap())];
+    let b = request(&sessions, Some(&b), Finish::Write, &n, clock.now_system())
+        .await
+        .unwrap();
+    assert_eq!(
+        entries_of(sessions.store(), &index_key).await,
+        Some(2),
+        "A's entry still there"
+    );
+    clock.advance(5 * MINUTE + Duration::from_secs(30));
     let now = clock.now_system();
     assert!(now > first);
+    let n = [("n", to_raw_value(&4).unwrap())];
+    let b = request(&sessions, Some(&b), Finish::Write, &n, now)
+        .await
+        .unwrap();
+    assert_eq!(
+        entries_of(sessions.store(), &index_key).await,
+        Some(1),
+        "the extension dropped A's expired entry"
+    );
     let listed = sessions.user_sessions(&user, None, now).await.unwrap();
     assert_eq!(listed.len(), 1, "{listed:?}");
-    let index = sessions
-        .store()
-        .load(&index_key)
-        .await
-        .unwrap()
-        .expect("the index");
-    assert_eq!(index.state.len(), 1, "A's entry pruned");
     assert!(sessions.load(b.clone(), now).await.unwrap().is_some());
 
-    // Everything expires: the index too, and cleanup leaves nothing of it.
-    clock.advance(11 * MINUTE);
+    // Everything expires: the index too (two idle timeouts after B's last extension),
+    // and cleanup leaves nothing of it.
+    clock.advance(21 * MINUTE);
     assert!(sessions
         .load(b, clock.now_system())
         .await
@@ -1044,6 +1063,108 @@ pub async fn user_index_expiry<S: Store>(f: Fixture<S>) {
         assert!(reclaimed >= 3, "the sessions and the index: {reclaimed}");
         assert_eq!(sessions.store().cleanup(100).await.unwrap(), 0);
     }
+}
+
+/// The limits of a user's sessions: with at most two per user, a third sign-in ends the
+/// one signed in longest ago; an index entry that reaches another user's session (as one
+/// left behind by an interrupted sign-out could) ends nothing of it, and "sign out
+/// everywhere" counts only the sessions it ended.
+///
+/// # Panics
+///
+/// When the store breaks the contract.
+pub async fn user_index_limits<S: Store>(f: Fixture<S>) {
+    use crate::lifecycle::{users::UserKey, Finish};
+    let clock = f.clock.clone();
+    let sessions = user_sessions_limited(f.store, 2);
+    let user = format!("dave-{}", key().as_str());
+    let mut tokens = Vec::new();
+    for agent in ["curl/1", "curl/2", "curl/3"] {
+        let token = request(
+            &sessions,
+            None,
+            Finish::Create,
+            &[attach(&user, agent)],
+            clock.now_system(),
+        )
+        .await
+        .expect("signed in");
+        tokens.push(token);
+        clock.advance(Duration::from_secs(1));
+    }
+    let now = clock.now_system();
+    assert!(
+        sessions
+            .load(tokens[0].clone(), now)
+            .await
+            .unwrap()
+            .is_none(),
+        "the third sign-in ended the first"
+    );
+    for token in &tokens[1..] {
+        assert!(sessions.load(token.clone(), now).await.unwrap().is_some());
+    }
+    let index_key = UserKey::standard().index_of(&user);
+    assert_eq!(entries_of(sessions.store(), &index_key).await, Some(2));
+    let listed = sessions.user_sessions(&user, None, now).await.unwrap();
+    assert_eq!(listed.len(), 2, "{listed:?}");
+
+    // An entry in dave's index that names erin's session (a leftover: erin's session once
+    // lived under a key dave's session had).
+    let erin = format!("erin-{}", key().as_str());
+    let erins = request(
+        &sessions,
+        None,
+        Finish::Create,
+        &[attach(&erin, "curl/9")],
+        now,
+    )
+    .await
+    .expect("signed in");
+    let index = sessions
+        .store()
+        .reload(&index_key)
+        .await
+        .unwrap()
+        .expect("the index");
+    let mut next = index.next_version();
+    let leftover = serde_json::json!({
+        "keys": [erins.hash().as_str()],
+        "agent": "curl/old",
+        "at": 0,
+    });
+    next.state
+        .insert("leftover".to_owned(), to_raw_value(&leftover).unwrap());
+    assert!(sessions
+        .store()
+        .update(&index_key, index.version, &next)
+        .await
+        .unwrap());
+    let ended = sessions.end_user_sessions(&user, None, now).await.unwrap();
+    assert_eq!(ended, 2, "only dave's two sessions");
+    assert!(
+        sessions.load(erins.clone(), now).await.unwrap().is_some(),
+        "erin's session is not ended by an entry of dave's"
+    );
+    assert_eq!(
+        sessions
+            .user_sessions(&erin, None, now)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    for token in &tokens {
+        assert!(sessions.load(token.clone(), now).await.unwrap().is_none());
+    }
+}
+
+async fn entries_of<S: Store>(store: &S, key: &TokenHash) -> Option<usize> {
+    store
+        .load(key)
+        .await
+        .unwrap()
+        .map(|record| record.state.len())
 }
 
 async fn expiry_of<S: Store>(store: &S, key: &TokenHash) -> Option<SystemTime> {
@@ -1091,7 +1212,8 @@ where
         concurrent_saves,
         corrupt_data,
         user_index,
-        user_index_expiry
+        user_index_expiry,
+        user_index_limits
     );
 }
 
@@ -1140,7 +1262,7 @@ macro_rules! store_conformance {
             $crate::store_conformance!(@cases $fixture;
                 round_trip, versions, previous_format, deltas, unknown_ids, ttl_expiry, touch,
                 delete, update_after_delete, create_collision, cleanup, concurrent_saves,
-                corrupt_data, user_index, user_index_expiry);
+                corrupt_data, user_index, user_index_expiry, user_index_limits);
         }
     };
     (@cases $fixture:expr; $($case:ident),*) => {
