@@ -83,6 +83,8 @@ pub(crate) async fn carry_out<S: Store>(
             };
             match outcome.or(current) {
                 Some(Outcome::Ended) => Ok(Issued::Remove),
+                // Renewed by a concurrent request, whose response carries the fresh id.
+                Some(Outcome::Moved) => Ok(Issued::Keep),
                 Some(Outcome::Live(token, expires_at))
                     if plan.cookie == CookieAction::Set || held.as_ref() != Some(&token) =>
                 {

@@ -401,6 +401,15 @@ async fn one_session_per_user<S: Store + Clone>(f: Fixture<S>) {
     let page = b.get(&app, "/devices").await.body;
     assert!(page.contains("Chrome on Windows*"), "{page}");
     assert_eq!(page.lines().count(), 1, "{page}");
+    // Signing in again on the same client replaces its own entry: it stays signed in.
+    f.clock.advance(Duration::from_secs(1));
+    b.post(&app, "/sign-in/hal").await;
+    assert_eq!(
+        b.get(&app, "/whoami").await.body,
+        "hal",
+        "not signed out by itself"
+    );
+    assert_eq!(index_entries(&f.store, "hal").await, 1);
 }
 
 macro_rules! per_store {

@@ -76,7 +76,10 @@ pub struct Metadata {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_issued_ms: Option<u64>,
     /// Set on a record that was rotated away from: the key of its successor. Such a record
-    /// only forwards to the successor until it expires (the grace window).
+    /// only forwards to the successor until it expires (the grace window). On an
+    /// [`ended`](Self::ended) record: the key of the session it was renewed to, followed
+    /// only by endings (a logout in flight from before the renewal ends the renewed
+    /// session too); loads and writes never follow it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub successor: Option<String>,
     /// On a rotated-away record: until when (milliseconds since the Unix epoch) the

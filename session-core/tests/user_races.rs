@@ -1,5 +1,7 @@
 //! Ending a user's sessions while one of them is in the middle of a rotation or a renewal:
-//! the session never survives, whichever step the racing request is held at. Real
+//! the session never survives, whichever step the racing request is held at. Requests in
+//! flight across a renewal (a sign-in): a logout ends the renewed session, a write lands
+//! in it, and the index matches what lives. Real
 //! concurrency (a multi-threaded runtime), over the memory store and the tiered Redis +
 //! PostgreSQL store, with a wrapper that holds one write of the racing request.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
@@ -13,28 +15,29 @@ use session_core::{
         CookieAction, Finish, Outcome, Plan, RotationKey, Sessions, SessionsConfig, TheftResponse,
     },
     store::{CleanupPolicy, Held, MemoryStore, TieredStore},
-    testing, Changes, Clock, ManualClock, SessionToken, Store,
+    testing, Changes, Clock, ManualClock, SessionToken, Store, StoreError,
 };
 
 const ROTATION_SECRET: [u8; 32] = [7; 32];
 
+fn config() -> SessionsConfig {
+    SessionsConfig {
+        rotation: RotationKey::new(&ROTATION_SECRET),
+        users: UserKey::standard(),
+        previous_rotations: Vec::new(),
+        rotates: true,
+        grace: Duration::from_secs(5),
+        absolute_timeout: None,
+        max_user_sessions: 50,
+        idle_timeout: Duration::from_secs(600),
+        cleanup: CleanupPolicy::new(0, 100),
+        max_record_bytes: 64 * 1024,
+        theft: TheftResponse::Log,
+    }
+}
+
 fn sessions_over<S: Store>(store: Held<S>) -> Arc<Sessions<Held<S>>> {
-    Arc::new(Sessions::new(
-        Arc::new(store),
-        SessionsConfig {
-            rotation: RotationKey::new(&ROTATION_SECRET),
-            users: UserKey::standard(),
-            previous_rotations: Vec::new(),
-            rotates: true,
-            grace: Duration::from_secs(5),
-            absolute_timeout: None,
-            max_user_sessions: 50,
-            idle_timeout: Duration::from_secs(600),
-            cleanup: CleanupPolicy::new(0, 100),
-            max_record_bytes: 64 * 1024,
-            theft: TheftResponse::Log,
-        },
-    ))
+    Arc::new(Sessions::new(Arc::new(store), config()))
 }
 
 fn plan(finish: Finish) -> Plan {
@@ -261,9 +264,10 @@ async fn end_after_rotation<S: Store + Clone>(store: S, clock: ManualClock) {
     assert!(sessions.load(victim, clock.now()).await.unwrap().is_none());
 }
 
-/// Two requests of one session renew it (a sign-in submitted twice): the session forks
-/// into two live ids, and ending the user's sessions ends both.
-async fn a_forked_session<S: Store + Clone>(store: S, clock: ManualClock) {
+/// Two requests of one session renew it (a sign-in submitted twice): the session forks,
+/// each renewal keeping the fresh session it created from the state it saw, and ending
+/// the user's sessions ends both.
+async fn a_session_renewed_twice<S: Store + Clone>(store: S, clock: ManualClock) {
     let sessions = sessions_over(Held::new(store));
     let user = format!(
         "forked-{}",
@@ -276,43 +280,349 @@ async fn a_forked_session<S: Store + Clone>(store: S, clock: ManualClock) {
         .unwrap()
         .unwrap();
     let second = first.clone();
+    let renewal = plan(Finish::Renew);
+    let renew = |loaded, key: &str| {
+        let mut changes = Changes::new();
+        changes.set(key, to_raw_value(&true).unwrap());
+        sessions.carry_out(&renewal, Some(loaded), changes, None, clock.now())
+    };
     let mut forks = Vec::new();
-    for loaded in [first, second] {
-        match sessions
+    for (loaded, key) in [(first, "a"), (second, "b")] {
+        let Some(Outcome::Live(fork, _)) = renew(loaded, key).await.unwrap() else {
+            panic!("renewed");
+        };
+        let record = sessions
+            .load(fork.clone(), clock.now())
+            .await
+            .unwrap()
+            .expect("the fork lives")
+            .record;
+        assert_eq!(record.get::<bool>(key).unwrap(), Some(true));
+        forks.push(fork);
+    }
+    assert!(sessions.load(token, clock.now()).await.unwrap().is_none());
+    assert_eq!(
+        sessions
+            .end_user_sessions(&user, None, clock.now())
+            .await
+            .unwrap(),
+        1,
+        "one entry: a forked session counts once"
+    );
+    for fork in forks {
+        assert!(sessions.load(fork, clock.now()).await.unwrap().is_none());
+    }
+}
+
+/// A replay of a rotated-away id after its grace window, with [`TheftResponse::Revoke`],
+/// after the session was rotated and then renewed (a sign-in): the renewed session is
+/// ended too.
+async fn a_revoked_replay_across_a_renewal<S: Store + Clone>(store: S, clock: ManualClock) {
+    let sessions = Arc::new(Sessions::new(
+        Arc::new(Held::new(store)),
+        SessionsConfig {
+            theft: TheftResponse::Revoke,
+            ..config()
+        },
+    ));
+    let mut changes = Changes::new();
+    changes.set("count", to_raw_value(&1).unwrap());
+    let Some(Outcome::Live(old, _)) = sessions
+        .carry_out(&plan(Finish::Create), None, changes, None, clock.now())
+        .await
+        .unwrap()
+    else {
+        panic!("created");
+    };
+    let step = |finish, token: SessionToken| {
+        let sessions = Arc::clone(&sessions);
+        let now = clock.now();
+        async move {
+            let loaded = sessions.load(token, now).await.unwrap().unwrap();
+            match sessions
+                .carry_out(&plan(finish), Some(loaded), Changes::new(), None, now)
+                .await
+                .unwrap()
+            {
+                Some(Outcome::Live(token, _)) => token,
+                other => panic!("{finish:?}: {other:?}"),
+            }
+        }
+    };
+    let rotated = step(Finish::Rotate, old.clone()).await;
+    let renewed = step(Finish::Renew, rotated).await;
+    clock.advance(Duration::from_secs(6));
+    assert!(sessions.load(old, clock.now()).await.unwrap().is_none());
+    assert!(
+        !live(sessions.store().inner(), &renewed).await,
+        "the revocation reached the renewed session"
+    );
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Across {
+    /// A logout that loaded the session before a renewal, ending after it.
+    Logout,
+    /// A logout landing while the renewal is held between creating the fresh session and
+    /// claiming the old one.
+    LogoutHeld,
+    /// A logout that stores a flash message (a fresh session for it), after the claim.
+    LogoutWithFlash,
+    /// A logout that loaded the session before a rotation, which another request renewed
+    /// at its successor.
+    LogoutAfterRotation,
+    /// A write that loaded the session before a renewal, landing after it.
+    Write,
+    /// A refresh (no changes) that loaded the session before a renewal, after it.
+    Touch,
+    /// A write landing while the renewal is held before its claim.
+    WriteHeld,
+    /// A detach that loaded the session before a renewal, landing after it.
+    Detach,
+    /// A second sign-in of the same session, after the first one's renewal.
+    SignIn,
+}
+
+/// A request of a signed-in session (or, `signed_in` false, an anonymous one) that runs
+/// across a renewal of it: nothing acknowledged is lost (a refused write is an error),
+/// nothing written from before the renewal reaches the renewed session, an ended session
+/// stays ended in every tier, and the index matches what lives.
+async fn across_a_renewal<S: Store + Clone>(
+    store: S,
+    clock: ManualClock,
+    across: Across,
+    signed_in: bool,
+) {
+    let held = Held::new(store);
+    let sessions = sessions_over(held.clone());
+    let user = format!(
+        "renewed-{}",
+        SessionToken::generate().unwrap().hash().as_str()
+    );
+    let old = if signed_in {
+        sign_in(&sessions, &user, 1, &clock).await
+    } else {
+        let mut changes = Changes::new();
+        changes.set("count", to_raw_value(&1).unwrap());
+        let created = sessions
+            .carry_out(&plan(Finish::Create), None, changes, None, clock.now())
+            .await
+            .unwrap();
+        let Some(Outcome::Live(token, _)) = created else {
+            panic!("created");
+        };
+        token
+    };
+    let load = |token: SessionToken| {
+        let sessions = Arc::clone(&sessions);
+        let now = clock.now();
+        async move { sessions.load(token, now).await.unwrap().unwrap() }
+    };
+    let for_other = load(old.clone()).await;
+    // The id the renewal starts from: the old one, or its successor after a rotation.
+    let renewing = if across == Across::LogoutAfterRotation {
+        let rotation = sessions
             .carry_out(
-                &plan(Finish::Renew),
-                Some(loaded),
+                &plan(Finish::Rotate),
+                Some(load(old.clone()).await),
                 Changes::new(),
                 None,
                 clock.now(),
             )
             .await
-            .unwrap()
-        {
-            Some(Outcome::Live(token, _)) => forks.push(token),
-            other => panic!("renewed: {other:?}"),
+            .unwrap();
+        let Some(Outcome::Live(successor, _)) = rotation else {
+            panic!("rotated");
+        };
+        successor
+    } else {
+        old.clone()
+    };
+    let for_renewal = load(renewing.clone()).await;
+    let mut renewal_changes = Changes::new();
+    renewal_changes.set("renewed", to_raw_value(&true).unwrap());
+    let set = |key: &str| {
+        let mut changes = Changes::new();
+        changes.set(key, to_raw_value(&true).unwrap());
+        changes
+    };
+    let (other_plan, other_changes) = match across {
+        Across::Logout | Across::LogoutHeld | Across::LogoutAfterRotation => {
+            (plan(Finish::End), Changes::new())
         }
-    }
-    for fork in &forks {
-        assert!(sessions
-            .load(fork.clone(), clock.now())
+        Across::LogoutWithFlash => (
+            Plan {
+                end_old: true,
+                ..plan(Finish::Create)
+            },
+            set("flash"),
+        ),
+        Across::Write | Across::WriteHeld => (plan(Finish::Write), set("other")),
+        Across::Touch => (plan(Finish::Touch), Changes::new()),
+        Across::Detach => {
+            let mut changes = Changes::new();
+            changes.remove(USER_KEY);
+            (plan(Finish::Write), changes)
+        }
+        Across::SignIn => {
+            let mut changes = Changes::new();
+            let principal = Principal::attach(&user, Some("curl/8")).unwrap();
+            changes.set(USER_KEY, to_raw_value(&principal).unwrap());
+            (plan(Finish::Write), changes)
+        }
+    };
+    let other = |now| {
+        let sessions = Arc::clone(&sessions);
+        async move {
+            sessions
+                .carry_out(&other_plan, Some(for_other), other_changes, None, now)
+                .await
+        }
+    };
+    let before_claim = matches!(across, Across::LogoutHeld | Across::WriteHeld);
+    let (renewal, other) = if before_claim {
+        held.arm_update_of(renewing.hash());
+        let renewing = tokio::spawn({
+            let (sessions, now) = (Arc::clone(&sessions), clock.now());
+            async move {
+                sessions
+                    .carry_out(
+                        &plan(Finish::Renew),
+                        Some(for_renewal),
+                        renewal_changes,
+                        None,
+                        now,
+                    )
+                    .await
+            }
+        });
+        tokio::time::timeout(Duration::from_secs(10), held.reached())
+            .await
+            .expect("the renewal reached its claim");
+        let other = other(clock.now()).await;
+        held.release();
+        let renewal = tokio::time::timeout(Duration::from_secs(10), renewing)
+            .await
+            .expect("the renewal finished")
+            .unwrap();
+        (renewal, other)
+    } else {
+        let renewal = sessions
+            .carry_out(
+                &plan(Finish::Renew),
+                Some(for_renewal),
+                renewal_changes,
+                None,
+                clock.now(),
+            )
+            .await;
+        (renewal, other(clock.now()).await)
+    };
+    let renewal = renewal.unwrap();
+    let store = held.inner();
+    assert!(
+        !live(store, &old).await,
+        "{across:?}: the old id grants nothing"
+    );
+    assert!(sessions
+        .load(old.clone(), clock.now())
+        .await
+        .unwrap()
+        .is_none());
+    let listed = || async {
+        sessions
+            .user_sessions(&user, None, clock.now())
             .await
             .unwrap()
-            .is_some());
-    }
-    sessions
-        .end_user_sessions(&user, None, clock.now())
-        .await
-        .unwrap();
-    for fork in &forks {
+            .len()
+    };
+    let renewed = match renewal {
+        Some(Outcome::Live(token, _)) => Some(token),
+        Some(Outcome::Ended) => None,
+        other => panic!("{across:?}: renewal {other:?}"),
+    };
+    let state = match &renewed {
+        Some(token) => sessions
+            .load(token.clone(), clock.now())
+            .await
+            .unwrap()
+            .map(|loaded| loaded.record),
+        None => None,
+    };
+    let has = |key: &str| {
+        state
+            .as_ref()
+            .and_then(|record| record.get::<bool>(key).unwrap())
+            == Some(true)
+    };
+    let refused = |other: &Result<Option<Outcome>, StoreError>| {
         assert!(
-            sessions
-                .load(fork.clone(), clock.now())
-                .await
-                .unwrap()
-                .is_none(),
-            "every branch ended"
+            matches!(other, Err(StoreError::Superseded)),
+            "{across:?}: refused, not silently dropped: {other:?}"
         );
+    };
+    match across {
+        Across::Logout
+        | Across::LogoutHeld
+        | Across::LogoutAfterRotation
+        | Across::LogoutWithFlash => {
+            let other = other.unwrap();
+            if across == Across::LogoutWithFlash {
+                let Some(Outcome::Live(flash, _)) = other else {
+                    panic!("{across:?}: {other:?}");
+                };
+                let fresh = sessions.load(flash, clock.now()).await.unwrap().unwrap();
+                assert_eq!(fresh.record.get::<bool>("flash").unwrap(), Some(true));
+                assert_eq!(fresh.record.get::<bool>("renewed").unwrap(), None);
+                assert_eq!(Principal::of(&fresh.record.state), None);
+            } else {
+                assert_eq!(other, Some(Outcome::Ended), "{across:?}");
+            }
+            assert!(state.is_none(), "{across:?}: the renewed session ended too");
+            if let Some(token) = &renewed {
+                assert!(!live(store, token).await, "{across:?}: in every tier");
+            }
+            if signed_in {
+                assert_eq!(listed().await, 0, "{across:?}: signed out");
+            }
+        }
+        Across::Write => {
+            refused(&other);
+            assert!(has("renewed") && !has("other"), "{across:?}: {state:?}");
+            assert_eq!(listed().await, usize::from(signed_in));
+        }
+        Across::Touch => {
+            assert_eq!(other.unwrap(), Some(Outcome::Moved), "cookie left alone");
+            assert!(has("renewed"));
+        }
+        Across::Detach => {
+            refused(&other);
+            let record = state.as_ref().expect("the renewed session lives");
+            assert!(Principal::of(&record.state).is_some(), "still attached");
+            assert_eq!(listed().await, 1, "{across:?}: the index matches");
+        }
+        Across::WriteHeld => {
+            assert!(matches!(other.unwrap(), Some(Outcome::Live(ref t, _)) if *t == old));
+            assert!(
+                has("renewed") && has("other"),
+                "{across:?}: rebased: {state:?}"
+            );
+            assert_eq!(listed().await, usize::from(signed_in));
+        }
+        Across::SignIn => {
+            // A fork: the sign-in keeps a session of its own, from the state it loaded;
+            // the first renewal's session held the entry the sign-in replaced, and ends.
+            let Ok(Some(Outcome::Live(forked, _))) = other else {
+                panic!("{across:?}: {other:?}");
+            };
+            let fork = sessions.load(forked, clock.now()).await.unwrap().unwrap();
+            assert_eq!(fork.record.get::<bool>("renewed").unwrap(), None);
+            assert!(
+                state.is_none(),
+                "{across:?}: no session left without an entry"
+            );
+            assert_eq!(listed().await, 1, "one sign-in listed");
+        }
     }
 }
 
@@ -424,9 +734,39 @@ macro_rules! races {
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn a_session_forked_by_two_renewals() {
+            async fn a_session_renewed_twice() {
                 let Some((store, clock)) = $fixture().await else { return };
-                a_forked_session(store, clock).await;
+                super::a_session_renewed_twice(store, clock).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn a_revoked_replay_across_a_renewal() {
+                let Some((store, clock)) = $fixture().await else { return };
+                super::a_revoked_replay_across_a_renewal(store, clock).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn across_renewals() {
+                use Across::*;
+                for across in [
+                    Logout,
+                    LogoutHeld,
+                    LogoutWithFlash,
+                    LogoutAfterRotation,
+                    Write,
+                    Touch,
+                    WriteHeld,
+                    Detach,
+                    SignIn,
+                ] {
+                    for signed_in in [true, false] {
+                        if !signed_in && matches!(across, Detach | SignIn) {
+                            continue;
+                        }
+                        let Some((store, clock)) = $fixture().await else { return };
+                        across_a_renewal(store, clock, across, signed_in).await;
+                    }
+                }
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -33,7 +33,7 @@
 //! | `Continue` | purged, then stored something (a flash message after a logout) | [`Create`](Finish::Create) under a fresh id, ending the loaded family | set |
 //! | `New`, `Replace` | left the session empty | [`Nothing`](Finish::Nothing) (`Replace`/`End`: [`End`](Finish::End) the old family) | removed if the client sent one |
 //! | `New`, `Replace` | stored anything | [`Create`](Finish::Create) under a fresh id (`Replace`/`End`: ending the old family) | set |
-//! | `Continue` | renewed | [`Renew`](Finish::Renew): the state under a fresh id, the old family ended | set |
+//! | `Continue` | renewed | [`Renew`](Finish::Renew): the state under a fresh id, the old record claimed by an ended marker naming it | set |
 //! | `Continue` with `rotate` | anything else | [`Rotate`](Finish::Rotate) to the successor id, with the changes | set |
 //! | `Continue` | changed | [`Write`](Finish::Write) the changes | set if persistent (new expiry) or `forwarded` |
 //! | `Continue` with `refresh` | unchanged | [`Touch`](Finish::Touch) (extend the expiry) | set if persistent or `forwarded` |
@@ -256,7 +256,9 @@ pub enum Finish {
     /// Store the handler's state as a new session under a fresh id.
     Create,
     /// Store the session's state (as loaded, with the handler's changes) under a fresh id,
-    /// and end the old id's family.
+    /// and end the old id: a marker that names the fresh key replaces the old record, if
+    /// it is still the version loaded (requests in flight follow it; see
+    /// [`Sessions::carry_out`]).
     Renew,
     /// End the loaded (or refused) session's family; store nothing.
     End,

@@ -66,6 +66,10 @@ pub enum Outcome {
     Live(SessionToken, SystemTime),
     /// No session is stored for the client (nothing to store, or it ended).
     Ended,
+    /// The session was renewed by a concurrent request (moved to a fresh id, e.g. at a
+    /// sign-in) and this request had nothing to write (a refresh): the fresh id is that
+    /// request's to hand out, so the client's cookie is left as it is.
+    Moved,
 }
 
 /// The store side of the lifecycle: loads presented sessions and carries out plans.
@@ -236,6 +240,14 @@ impl<S: Store> Sessions<S> {
                 Err(err) if err.is_corrupt() => None,
                 Err(err) => return Err(err),
             };
+            if let Some(renewed) = record
+                .as_ref()
+                .filter(|record| record.meta.ended)
+                .and_then(|record| record.meta.successor())
+            {
+                // Renewed (a sign-in since): the renewed session is the owner's now.
+                self.end_chain(renewed, None, now).await?;
+            }
             self.store.delete(&key).await?;
             let Some(successor) = record.and_then(|record| record.meta.successor()) else {
                 break;
@@ -295,10 +307,18 @@ impl<S: Store> Sessions<S> {
     /// (the session was ended through the index while the request ran), the session is
     /// ended instead of written.
     ///
+    /// A renewal ([`Finish::Renew`]) claims the old record with a conditional write,
+    /// replacing it by an ended marker that names the fresh key (a write that came first
+    /// is copied into the fresh session). A request that loaded the session before a
+    /// concurrent renewal is refused if it has changes ([`StoreError::Superseded`]: a
+    /// renewal is a privilege boundary), leaves the cookie alone if not
+    /// ([`Outcome::Moved`]), and, if it is a logout, ends the renewed session too.
+    ///
     /// # Errors
     ///
     /// The store's; [`StoreError::TooLarge`] (nothing stored) when the state would exceed
-    /// `max_record_bytes`.
+    /// `max_record_bytes`; [`StoreError::Superseded`] (nothing stored) when a concurrent
+    /// renewal moved the session while this request ran.
     pub async fn carry_out(
         &self,
         plan: &Plan,
@@ -366,7 +386,7 @@ impl<S: Store> Sessions<S> {
             Finish::Nothing => Ok(None),
             Finish::End => {
                 if let Some(loaded) = &loaded {
-                    self.end_family(loaded.held(), now).await?;
+                    self.end_loaded(loaded, now).await?;
                     telemetry::count(telemetry::ENDED);
                 }
                 Ok(Some(Outcome::Ended))
@@ -382,13 +402,13 @@ impl<S: Store> Sessions<S> {
                 // Written, rotated or ended since it was loaded: a write of nothing decides
                 // on what is there now (follows a rotation to the successor's id, never
                 // brings an ended session back, never hands out a rotated-away id).
-                self.write(loaded, changes, expires_at).await.map(Some)
+                self.write(loaded, changes, now).await.map(Some)
             }
             Finish::Write => {
                 let Some(loaded) = loaded else {
                     return Ok(None);
                 };
-                self.write(loaded, changes, expires_at).await.map(Some)
+                self.write(loaded, changes, now).await.map(Some)
             }
             Finish::Rotate => {
                 let Some(loaded) = loaded else {
@@ -398,7 +418,7 @@ impl<S: Store> Sessions<S> {
             }
             Finish::Create => {
                 if let (true, Some(loaded)) = (plan.end_old, &loaded) {
-                    self.end_family(loaded.held(), now).await?;
+                    self.end_loaded(loaded, now).await?;
                     telemetry::count(telemetry::ENDED);
                 }
                 let mut record = Record::new(now, expires_at);
@@ -412,19 +432,173 @@ impl<S: Store> Sessions<S> {
                 let Some(loaded) = loaded else {
                     return Ok(None);
                 };
-                let mut record = Record::new(loaded.record.created_at, expires_at);
-                record.state = loaded.record.state.clone();
-                changes.apply(&mut record.state);
-                // A layer that did not expect a renewal (one a sign-in implies) computed
-                // no binding: the loaded one, which this client matched, carries over.
-                let binding = binding.or_else(|| loaded.record.meta.binding.clone());
-                record.meta = Metadata::new_session(binding, now);
-                let outcome = self.create(&record, fresh).await?;
-                self.end_family(loaded.held(), now).await?;
-                telemetry::count(telemetry::RENEWED);
-                Ok(Some(outcome))
+                self.renew(loaded, changes, binding, now, fresh)
+                    .await
+                    .map(Some)
             }
         }
+    }
+
+    /// Moves the session to a fresh id (`fresh`, if given) and ends the old one.
+    ///
+    /// The fresh session is created first. Then a *renewal marker* claims the old key, with
+    /// a write conditional on the version the fresh session was based on: an ended marker
+    /// naming the fresh key (its [`successor`](Metadata::successor)), which loads as no
+    /// session. If another write came first, the fresh session is based again on what that
+    /// write left, and the claim is tried again; if a rotation moved the session, its
+    /// successor is claimed; if the session ended meanwhile, the fresh one is deleted.
+    ///
+    /// A renewal is a privilege boundary (a sign-in): nothing written from before it
+    /// reaches the fresh id except the state it copies. A request in flight from before
+    /// the renewal whose write finds the marker is refused ([`StoreError::Superseded`];
+    /// one that changes nothing leaves the cookie alone, [`Outcome::Moved`]); a logout in
+    /// flight follows the marker and ends the renewed session too. Two renewals of one
+    /// session at once (a sign-in submitted twice) fork it: each keeps the fresh session it
+    /// created, from the state it saw, and the browser keeps one of the two ids.
+    async fn renew(
+        &self,
+        loaded: Loaded,
+        changes: Changes,
+        binding: Option<String>,
+        now: SystemTime,
+        fresh: Option<SessionToken>,
+    ) -> Result<Outcome, SessionsError> {
+        let expires_at = now + self.idle_timeout;
+        let mut record = Record::new(loaded.record.created_at, expires_at);
+        record.state = loaded.record.state.clone();
+        changes.apply(&mut record.state);
+        // A layer that did not expect a renewal (one a sign-in implies) computed no
+        // binding: the loaded one, which this client matched, carries over.
+        let binding = binding.or_else(|| loaded.record.meta.binding.clone());
+        record.meta = Metadata::new_session(binding, now);
+        let token = match self.create(&record, fresh).await? {
+            Outcome::Live(token, _) => token,
+            other => return Ok(other),
+        };
+        let fresh_key = token.hash();
+        let mut marker = self.ended_marker(now);
+        marker.meta.successor = Some(fresh_key.as_str().to_owned());
+        let live = Outcome::Live(token, expires_at);
+        let mut key = loaded.key;
+        let mut based_on = (key.clone(), loaded.record.version);
+        let mut current = Some(loaded.record);
+        for _ in 0..MAX_UPDATE_ATTEMPTS {
+            match current {
+                Some(session) if !session.meta.ended => {
+                    if let Some(successor) = session.meta.successor() {
+                        // Rotated meanwhile: the session lives at the successor.
+                        key = successor;
+                        current = self.reload_session(&key).await?;
+                        continue;
+                    }
+                    if based_on != (key.clone(), session.version) {
+                        // Written meanwhile: the fresh session takes what was written.
+                        let mut next = record.next_version();
+                        next.state = session.state.clone();
+                        changes.apply(&mut next.state);
+                        if let Err(err) = self.check_size(&next) {
+                            self.store.delete(&fresh_key).await?;
+                            return Err(err);
+                        }
+                        if !self.store.update(&fresh_key, record.version, &next).await? {
+                            // Ended through the user's index meanwhile.
+                            return Ok(Outcome::Ended);
+                        }
+                        record = next;
+                        based_on = (key.clone(), session.version);
+                    }
+                    match self.store.update(&key, session.version, &marker).await {
+                        Ok(true) => {
+                            telemetry::count(telemetry::RENEWED);
+                            return Ok(live);
+                        }
+                        Ok(false) => current = self.reload_session(&key).await?,
+                        Err(err) => return self.unclaimed(&key, &fresh_key, live, err).await,
+                    }
+                }
+                Some(renewed) if renewed.meta.successor().is_some() => {
+                    // Renewed by another request too (a sign-in submitted twice): a fork,
+                    // each renewal keeping the session it created.
+                    tracing::info!(session = %key, "session renewed twice at once; forked");
+                    telemetry::count(telemetry::RENEWED);
+                    return Ok(live);
+                }
+                _ => {
+                    self.store.delete(&fresh_key).await?;
+                    tracing::info!(session = %key, "session ended during the request; not renewed");
+                    return Ok(Outcome::Ended);
+                }
+            }
+        }
+        self.store.delete(&fresh_key).await?;
+        Err(StoreError::Conflict(MAX_UPDATE_ATTEMPTS))
+    }
+
+    /// A renewal's claim of `key` failed with `err`: the claim may have landed all the
+    /// same (a timeout after the write). If the old record names the fresh session, the
+    /// renewal stands (`live`); otherwise the fresh session is deleted (best effort) and
+    /// the error returned.
+    async fn unclaimed(
+        &self,
+        key: &TokenHash,
+        fresh_key: &TokenHash,
+        live: Outcome,
+        err: StoreError,
+    ) -> Result<Outcome, SessionsError> {
+        match self.store.reload(key).await {
+            Ok(Some(record))
+                if record.meta.ended && record.meta.successor() == Some(fresh_key.clone()) =>
+            {
+                telemetry::count(telemetry::RENEWED);
+                Ok(live)
+            }
+            Ok(_) => {
+                if let Err(err) = self.store.delete(fresh_key).await {
+                    tracing::warn!(error = %err, "could not delete an unclaimed renewal");
+                }
+                Err(err)
+            }
+            Err(_) => Err(err),
+        }
+    }
+
+    /// The record under `key` in the store of record; a corrupt one reads as absent.
+    async fn reload_session(&self, key: &TokenHash) -> Result<Option<Record>, SessionsError> {
+        match self.store.reload(key).await {
+            Err(err) if err.is_corrupt() => Ok(None),
+            other => other,
+        }
+    }
+
+    /// A request in flight from before a renewal found the renewal's marker where it
+    /// wanted to write: with nothing to write, the cookie is left alone (the renewing
+    /// request hands out the fresh id); with changes, they are refused, since a renewal
+    /// is a privilege boundary (a sign-in) and a request that loaded the session before
+    /// it must not write into the renewed one. Refused, never silently dropped.
+    fn across_renewal(unchanged: bool) -> Result<Outcome, SessionsError> {
+        if unchanged {
+            return Ok(Outcome::Moved);
+        }
+        tracing::warn!("a request's session was renewed by another request while it ran; its changes are refused");
+        Err(StoreError::Superseded)
+    }
+
+    /// Ends the loaded session and its family. The loaded record is claimed first, with a
+    /// write conditional on its version; if it changed meanwhile, the chain from it is
+    /// ended by conditional writes, following rotations' forwards and renewals' markers,
+    /// so a logout in flight across a sign-in's renewal never leaves the session signed
+    /// in. The rest of the family (derived successors, the presented id) follows.
+    async fn end_loaded(&self, loaded: &Loaded, now: SystemTime) -> Result<(), SessionsError> {
+        let marker = self.ended_marker(now);
+        let claimed = self
+            .store
+            .update(&loaded.key, loaded.record.version, &marker)
+            .await?;
+        if !claimed {
+            self.end_chain(loaded.key.clone(), None, now).await?;
+        }
+        self.end_family_except(loaded.held(), Some(&loaded.key), now)
+            .await
     }
 
     /// Writes `changes` onto the loaded record (retrying on top of concurrent writes).
@@ -432,8 +606,10 @@ impl<S: Store> Sessions<S> {
         &self,
         loaded: Loaded,
         changes: Changes,
-        expires_at: SystemTime,
+        now: SystemTime,
     ) -> Result<Outcome, SessionsError> {
+        let expires_at = now + self.idle_timeout;
+        let unchanged = changes.is_empty();
         let Loaded {
             key: loaded_key,
             token: loaded_token,
@@ -473,6 +649,7 @@ impl<S: Store> Sessions<S> {
                     "saved into a session that is not a successor of the request's id",
                 ))
             }
+            Applied::Renewed { .. } => Self::across_renewal(unchanged),
             _ => {
                 tracing::info!(session = %loaded_key, "session ended during the request; not resurrected");
                 Ok(Outcome::Ended)
@@ -535,7 +712,7 @@ impl<S: Store> Sessions<S> {
         }
         // The record keeps its issue time, so the next request rotates instead of waiting
         // a whole rotation period.
-        self.write(loaded, changes, expires_at).await
+        self.write(loaded, changes, now).await
     }
 
     /// Creates a session under a fresh id: `fresh` if given (an index entry names it
@@ -599,18 +776,38 @@ impl<S: Store> Sessions<S> {
         token: &SessionToken,
         now: SystemTime,
     ) -> Result<(), SessionsError> {
+        self.end_family_except(token, None, now).await
+    }
+
+    /// [`end_family`](Self::end_family), except the member under `ended` (already
+    /// replaced by an ended marker).
+    async fn end_family_except(
+        &self,
+        token: &SessionToken,
+        ended: Option<&TokenHash>,
+        now: SystemTime,
+    ) -> Result<(), SessionsError> {
+        let key = token.hash();
         if !self.rotates {
-            return self.store.delete(&token.hash()).await;
+            if ended == Some(&key) {
+                return Ok(());
+            }
+            return self.store.delete(&key).await;
         }
         let marker = self.ended_marker(now);
-        self.end_member(&token.hash(), &marker).await?;
+        if ended != Some(&key) {
+            self.end_member(&key, &marker).await?;
+        }
         // With previous keys, a chain may mix them (an instance with the new key rotated
         // an old-key successor): every combination, (1 + previous)^2 ids for two steps.
         let mut generation = vec![token.clone()];
         for _ in 0..RotationKey::FAMILY_SUCCESSORS {
             generation = self.successors(&generation, true)?;
             for member in &generation {
-                self.end_member(&member.hash(), &marker).await?;
+                let key = member.hash();
+                if ended != Some(&key) {
+                    self.end_member(&key, &marker).await?;
+                }
             }
         }
         Ok(())

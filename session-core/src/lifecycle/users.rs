@@ -8,9 +8,10 @@
 //! The user's **index**
 //! is a record of its own in the same store, under a key derived from the user id
 //! ([`UserKey`], per layer): one entry per session, naming the keys the session may live
-//! under (and the successor a rotation in progress is moving it to). Writes add keys to an
-//! entry and never replace them, so requests of one session that fork it (a sign-in
-//! submitted twice, a renewal racing a rotation) leave every branch reachable.
+//! under (the successor a rotation in progress is moving it to, the fresh key of a renewal
+//! in progress). Writes add keys to an entry and never replace them, so whichever of two
+//! racing requests of one session lands (a renewal and a rotation), the key it leaves the
+//! session under is reachable.
 //!
 //! Attaching a user renews the session's id ([`Finish::Renew`](super::Finish::Renew)), so
 //! an attachment never reuses the key of an earlier one, and ending a session through an
@@ -51,8 +52,10 @@
 //! # Limits
 //!
 //! A user keeps at most [`SessionsConfig::max_user_sessions`](super::SessionsConfig)
-//! sessions: attaching one more first ends those signed in longest ago. Two sign-ins at
-//! the same instant may both find room; the next sign-in ends the excess. An entry holds
+//! sessions: attaching one more first ends those signed in longest ago (never the asking
+//! session's own entry, when it signs in again). Two sign-ins at the same instant may both
+//! find room; the next sign-in ends the excess. With a limit of 1, a sign-in submitted
+//! twice at once may end its twin (the browser keeps whichever response came last). An entry holds
 //! at most eight keys and a short client description (under 1 KiB), so an index stays
 //! small whatever the sessions hold; it is not bound by `max_record_bytes`.
 //!
@@ -419,7 +422,7 @@ impl<S: Store> Sessions<S> {
             for (id, raw) in &targets {
                 if let Ok(entry) = serde_json::from_str::<Entry>(raw) {
                     for key in entry.keys() {
-                        if self.end_chain(key, id, now).await? {
+                        if self.end_chain(key, Some(id), now).await? {
                             ended.insert(id.clone());
                         }
                     }
@@ -470,23 +473,26 @@ impl<S: Store> Sessions<S> {
         Ok(None)
     }
 
-    /// Replaces `start` and the records it forwards to by ended markers, each with a
-    /// conditional write (see the [module docs](self)). A key with no record gets a marker
-    /// too: a rotation in progress can then not create it. A live session that is not the
-    /// entry `owner`'s (detached, or attached again under another entry: a leftover entry
-    /// never ends someone else's session) is left alone. Returns whether it ended a live
-    /// session of `owner`.
+    /// Replaces `start` and the records it forwards to (rotations' forwards, renewals'
+    /// markers) by ended markers, each with a conditional write (see the
+    /// [module docs](self)). A key with no record gets a marker too: a rotation in
+    /// progress can then not create it. With an `owner` (an entry id), a live session that
+    /// is not that entry's (detached, or attached again under another entry: a leftover
+    /// entry never ends someone else's session) is left alone. Returns whether it ended a
+    /// live session (of `owner`, if given).
     pub(crate) async fn end_chain(
         &self,
         start: TokenHash,
-        owner: &str,
+        owner: Option<&str>,
         now: SystemTime,
     ) -> Result<bool, StoreError> {
         let marker = self.ended_marker(now);
         let foreign = |record: &Record| {
-            !record.meta.ended
-                && record.meta.successor().is_none()
-                && Principal::of(&record.state).is_none_or(|principal| principal.entry != owner)
+            owner.is_some_and(|owner| {
+                !record.meta.ended
+                    && record.meta.successor().is_none()
+                    && Principal::of(&record.state).is_none_or(|principal| principal.entry != owner)
+            })
         };
         let mut key = start;
         let mut ended_live = false;
@@ -504,7 +510,11 @@ impl<S: Store> Sessions<S> {
                 };
                 done = match current {
                     None => self.store.create(&key, &marker).await?,
-                    Some(record) if record.meta.ended => true,
+                    Some(record) if record.meta.ended => {
+                        // A renewal's marker names the session it moved to: ended next.
+                        successor = record.meta.successor();
+                        true
+                    }
                     Some(record) if foreign(&record) => return Ok(ended_live),
                     Some(record) => {
                         successor = record.meta.successor();
@@ -521,7 +531,10 @@ impl<S: Store> Sessions<S> {
                 // Written again and again meanwhile (a busy session): replace it outright.
                 // Nothing can create it again once the marker is there, and a rotation of
                 // it names its successor in the index first (ended next, below).
-                let record = self.store.reload(&key).await.ok().flatten();
+                let record = match self.store.reload(&key).await {
+                    Err(err) if err.is_corrupt() => None,
+                    other => other?,
+                };
                 if record.as_ref().is_some_and(foreign) {
                     return Ok(ended_live);
                 }
@@ -642,11 +655,20 @@ impl<S: Store> Sessions<S> {
 
     /// Makes room in `index` for one more session: removes the entries of sessions that
     /// no longer live (once the index is large), then ends the sessions signed in longest
-    /// ago while the user would keep more than `max_user_sessions`.
-    async fn make_room(&self, index: &TokenHash, now: SystemTime) -> Result<(), StoreError> {
-        let Some(record) = self.load_index(index, true).await? else {
+    /// ago while the user would keep more than `max_user_sessions`. The entry `replaced`
+    /// (the asking session's own, about to go) is neither counted nor ended.
+    async fn make_room(
+        &self,
+        index: &TokenHash,
+        replaced: Option<&str>,
+        now: SystemTime,
+    ) -> Result<(), StoreError> {
+        let Some(mut record) = self.load_index(index, true).await? else {
             return Ok(());
         };
+        if let Some(replaced) = replaced {
+            record.state.remove(replaced);
+        }
         let count = record.state.len();
         if count < PRUNE_AT && count < self.max_user_sessions {
             return Ok(());
@@ -672,10 +694,12 @@ impl<S: Store> Sessions<S> {
             let ended = self
                 .end_entries(index, now, |id| oldest.contains(id))
                 .await?;
-            tracing::info!(
-                sessions = ended,
-                "signed in once more than a user may: ended the oldest sessions"
-            );
+            if ended > 0 {
+                tracing::info!(
+                    sessions = ended,
+                    "signed in once more than a user may: ended the oldest sessions"
+                );
+            }
         }
         Ok(())
     }
@@ -783,7 +807,13 @@ impl<S: Store> Sessions<S> {
         }
         let index = self.users.index_of(&principal.user);
         if added {
-            self.make_room(&index, now).await?;
+            // The attachment this one replaces (the same user signing in again) is
+            // removed after the plan, and is this very session: it leaves no room to make.
+            let replaced = before
+                .as_ref()
+                .filter(|before| before.user == principal.user)
+                .map(|before| before.entry.as_str());
+            self.make_room(&index, replaced, now).await?;
         }
         let keys: Vec<String> = std::iter::once(key)
             .chain(next)
@@ -846,8 +876,10 @@ impl<S: Store> Sessions<S> {
     }
 
     /// The index work after a plan was carried out: the entries of attachments that are
-    /// gone are removed (best effort: an entry left behind reaches no session, and is
-    /// pruned when listed).
+    /// gone are removed, after ending any other session that still holds them (a fork
+    /// of this one: two renewals at once), so that no attached session is left without an
+    /// entry. Best effort: an entry left behind never ends a session that does not hold
+    /// it, and is pruned when listed.
     pub(crate) async fn after_plan(&self, steps: UserSteps, ended: bool, now: SystemTime) {
         let gone = steps
             .dropped
@@ -856,13 +888,7 @@ impl<S: Store> Sessions<S> {
         for principal in gone {
             let index = self.users.index_of(&principal.user);
             let result = self
-                .edit_index(&index, now, None, |state| {
-                    if state.remove(&principal.entry).is_some() {
-                        Edit::Changed
-                    } else {
-                        Edit::Unchanged
-                    }
-                })
+                .end_entries(&index, now, |id| id == principal.entry)
                 .await;
             if let Err(err) = result {
                 tracing::warn!(error = %err, "could not remove a session from its user's index");

@@ -23,6 +23,17 @@ pub enum Applied {
     /// The session ended (deleted or expired) before the changes landed; nothing was
     /// written, and it stays ended: an update never brings a session back.
     Gone,
+    /// The session was renewed meanwhile (moved to a fresh id by another request, e.g. at
+    /// a sign-in): nothing was written. `marker` is the ended record its old key now holds,
+    /// naming the renewed session ([`Metadata::successor`](crate::Metadata::successor)).
+    /// The lifecycle refuses such a write (a renewal is a privilege boundary) and lets a
+    /// logout follow the marker.
+    Renewed {
+        /// Where the marker lives.
+        key: TokenHash,
+        /// The marker.
+        marker: Record,
+    },
 }
 
 /// Writes `changes` onto `base` (the record the request loaded under `key`) as its next
@@ -34,7 +45,8 @@ pub enum Applied {
 /// [`MAX_UPDATE_ATTEMPTS`] times. A write based on a stale read therefore never replaces
 /// newer data, and concurrent requests that change different keys both survive. A record
 /// that was rotated away meanwhile (it forwards to a successor) is followed to the
-/// successor.
+/// successor; one that was renewed meanwhile is reported ([`Applied::Renewed`]), not
+/// followed.
 ///
 /// # Errors
 ///
@@ -71,11 +83,10 @@ pub async fn apply_changes_within<S: Store + ?Sized>(
         if let Some(successor) = base.meta.successor() {
             // Rotated away: the live session is the successor.
             key = successor;
-            match store.reload(&key).await? {
-                Some(record) if !record.meta.ended => base = record,
-                // Ended (deleted, or a logout's marker): never written again.
-                _ => return Ok(Applied::Gone),
-            }
+            base = match settle(store.reload(&key).await?, &key) {
+                Settled::Live(record) => record,
+                Settled::Not(applied) => return Ok(*applied),
+            };
             continue;
         }
         // The base is not needed after this attempt (a retry reloads): change it in place.
@@ -95,12 +106,35 @@ pub async fn apply_changes_within<S: Store + ?Sized>(
             crate::telemetry::record_bytes(size);
             return Ok(Applied::Written { key, record: next });
         }
-        match store.reload(&key).await? {
-            Some(current) if !current.meta.ended => base = current,
-            _ => return Ok(Applied::Gone),
-        }
+        base = match settle(store.reload(&key).await?, &key) {
+            Settled::Live(record) => record,
+            Settled::Not(applied) => return Ok(*applied),
+        };
     }
     Err(StoreError::Conflict(MAX_UPDATE_ATTEMPTS))
+}
+
+/// What a reload found.
+enum Settled {
+    /// A live record to write onto (or to follow, when it forwards).
+    Live(Record),
+    /// Why nothing is written.
+    Not(Box<Applied>),
+}
+
+/// What a reload under `key` found.
+fn settle(current: Option<Record>, key: &TokenHash) -> Settled {
+    match current {
+        Some(record) if !record.meta.ended => Settled::Live(record),
+        Some(marker) if marker.meta.successor().is_some() => {
+            Settled::Not(Box::new(Applied::Renewed {
+                key: key.clone(),
+                marker,
+            }))
+        }
+        // Ended (deleted, or a logout's marker): never written again.
+        _ => Settled::Not(Box::new(Applied::Gone)),
+    }
 }
 
 /// The size a session's state is measured by: its keys and JSON values, in bytes.

@@ -30,6 +30,14 @@ pub enum StoreError {
     /// than [`apply_changes`](crate::store::apply_changes) retries; nothing was written.
     #[error("session was changed by {0} concurrent writes in a row; update not applied")]
     Conflict(u32),
+    /// The session was renewed (moved to a fresh id, e.g. at a sign-in) by a concurrent
+    /// request while this one ran: a renewal is a privilege boundary, and changes made by
+    /// a request that loaded the session before it are not written into the renewed
+    /// session. Nothing was written; the client may retry with the cookie it now holds.
+    #[error(
+        "session was renewed by a concurrent request; this request's changes were not applied"
+    )]
+    Superseded,
     /// The record would exceed the size limit of the write (keys and JSON values, in
     /// bytes); nothing was written.
     #[error("session of {size} bytes exceeds the limit of {max} bytes; nothing was written")]

@@ -1109,6 +1109,26 @@ pub async fn user_index_limits<S: Store>(f: Fixture<S>) {
     let listed = sessions.user_sessions(&user, None, now).await.unwrap();
     assert_eq!(listed.len(), 2, "{listed:?}");
 
+    // A session attached again to the same user replaces its own entry: it makes no
+    // room by ending another session, nor itself.
+    let again = request(
+        &sessions,
+        Some(&tokens[2]),
+        Finish::Write,
+        &[attach(&user, "curl/3b")],
+        now,
+    )
+    .await
+    .expect("attached again (under a renewed id)");
+    assert!(sessions
+        .load(tokens[1].clone(), now)
+        .await
+        .unwrap()
+        .is_some());
+    assert!(sessions.load(again.clone(), now).await.unwrap().is_some());
+    assert_eq!(entries_of(sessions.store(), &index_key).await, Some(2));
+    tokens[2] = again;
+
     // An entry in dave's index that names erin's session (a leftover: erin's session once
     // lived under a key dave's session had).
     let erin = format!("erin-{}", key().as_str());
