@@ -315,6 +315,20 @@ async fn costs<S: Store + Clone>(f: Fixture<S>) {
         1,
         "still listed"
     );
+    (f.costs)();
+    // Signing out: the load; the session claimed by a conditional write and its family
+    // ended (a delete and a marker for each of the two derived successors); then the
+    // index lets go of the entry: read, a read of the entry's other key (the id the
+    // session rotated away from), the conditional removal (read and written). 10 calls;
+    // in the tiered store a statement and a cache command for most (19).
+    c.post(&app, "/sign-out").await;
+    let (cache, durable) = (f.costs)();
+    assert_eq!(
+        cache.total() + durable.total(),
+        if tiered { 19 } else { 10 },
+        "a sign-out: {cache:?} {durable:?}"
+    );
+    assert_eq!(c.get(&app, "/whoami").await.body, "nobody");
 }
 
 /// A session past its absolute timeout is refused at its next request: it is not listed

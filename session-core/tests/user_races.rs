@@ -375,6 +375,10 @@ enum Across {
     Write,
     /// A refresh (no changes) that loaded the session before a renewal, after it.
     Touch,
+    /// The same, when the refresh is due to extend the user's index (which writes).
+    TouchDue,
+    /// A detach landing while a renewal that keeps the principal is held before its claim.
+    DetachHeld,
     /// A write landing while the renewal is held before its claim.
     WriteHeld,
     /// A detach that loaded the session before a renewal, landing after it.
@@ -418,6 +422,27 @@ async fn across_a_renewal<S: Store + Clone>(
         let now = clock.now();
         async move { sessions.load(token, now).await.unwrap().unwrap() }
     };
+    if across == Across::TouchDue {
+        // Used halfway through its idle timeout, then past one since the sign-in: the
+        // next request extends the index.
+        clock.advance(Duration::from_secs(300));
+        let used = sessions
+            .carry_out(
+                &plan(Finish::Write),
+                Some(load(old.clone()).await),
+                {
+                    let mut changes = Changes::new();
+                    changes.set("used", to_raw_value(&true).unwrap());
+                    changes
+                },
+                None,
+                clock.now(),
+            )
+            .await
+            .unwrap();
+        assert!(matches!(used, Some(Outcome::Live(..))));
+        clock.advance(Duration::from_secs(330));
+    }
     let for_other = load(old.clone()).await;
     // The id the renewal starts from: the old one, or its successor after a rotation.
     let renewing = if across == Across::LogoutAfterRotation {
@@ -458,8 +483,8 @@ async fn across_a_renewal<S: Store + Clone>(
             set("flash"),
         ),
         Across::Write | Across::WriteHeld => (plan(Finish::Write), set("other")),
-        Across::Touch => (plan(Finish::Touch), Changes::new()),
-        Across::Detach => {
+        Across::Touch | Across::TouchDue => (plan(Finish::Touch), Changes::new()),
+        Across::Detach | Across::DetachHeld => {
             let mut changes = Changes::new();
             changes.remove(USER_KEY);
             (plan(Finish::Write), changes)
@@ -479,7 +504,10 @@ async fn across_a_renewal<S: Store + Clone>(
                 .await
         }
     };
-    let before_claim = matches!(across, Across::LogoutHeld | Across::WriteHeld);
+    let before_claim = matches!(
+        across,
+        Across::LogoutHeld | Across::WriteHeld | Across::DetachHeld
+    );
     let (renewal, other) = if before_claim {
         held.arm_update_of(renewing.hash());
         let renewing = tokio::spawn({
@@ -518,6 +546,31 @@ async fn across_a_renewal<S: Store + Clone>(
             .await;
         (renewal, other(clock.now()).await)
     };
+    if across == Across::DetachHeld {
+        // The detach landed first and let go of the entry, ending the renewal's fresh
+        // session that held it: the renewal is refused, and the client keeps its id.
+        assert!(
+            matches!(renewal, Err(StoreError::Superseded)),
+            "{renewal:?}"
+        );
+        let other = other.unwrap();
+        assert!(
+            matches!(other, Some(Outcome::Live(ref t, _)) if *t == old),
+            "{other:?}"
+        );
+        let kept = sessions
+            .load(old.clone(), clock.now())
+            .await
+            .unwrap()
+            .expect("the detached session lives");
+        assert_eq!(Principal::of(&kept.record.state), None);
+        assert!(sessions
+            .user_sessions(&user, None, clock.now())
+            .await
+            .unwrap()
+            .is_empty());
+        return;
+    }
     let renewal = renewal.unwrap();
     let store = held.inner();
     assert!(
@@ -591,10 +644,11 @@ async fn across_a_renewal<S: Store + Clone>(
             assert!(has("renewed") && !has("other"), "{across:?}: {state:?}");
             assert_eq!(listed().await, usize::from(signed_in));
         }
-        Across::Touch => {
+        Across::Touch | Across::TouchDue => {
             assert_eq!(other.unwrap(), Some(Outcome::Moved), "cookie left alone");
             assert!(has("renewed"));
         }
+        Across::DetachHeld => unreachable!("checked above"),
         Across::Detach => {
             refused(&other);
             let record = state.as_ref().expect("the renewed session lives");
@@ -755,12 +809,14 @@ macro_rules! races {
                     LogoutAfterRotation,
                     Write,
                     Touch,
+                    TouchDue,
+                    DetachHeld,
                     WriteHeld,
                     Detach,
                     SignIn,
                 ] {
                     for signed_in in [true, false] {
-                        if !signed_in && matches!(across, Detach | SignIn) {
+                        if !signed_in && matches!(across, Detach | DetachHeld | SignIn | TouchDue) {
                             continue;
                         }
                         let Some((store, clock)) = $fixture().await else { return };

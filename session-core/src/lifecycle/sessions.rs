@@ -61,6 +61,7 @@ impl Loaded {
 
 /// What carrying out a plan left for the client.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Outcome {
     /// The id the client should hold now, and when the session expires.
     Live(SessionToken, SystemTime),
@@ -362,11 +363,20 @@ impl<S: Store> Sessions<S> {
             )
             .await?;
         let fresh = steps.fresh.clone();
+        // The keys this request writes or ends: not read again when its user's index lets
+        // go of an entry.
+        let mut settled: Vec<TokenHash> = loaded
+            .as_ref()
+            .map(|loaded| [loaded.key.clone(), loaded.held().hash()].into())
+            .unwrap_or_default();
         let outcome = self
             .carry_out_plan(&plan, loaded, changes, binding, now, fresh)
             .await?;
-        self.after_plan(steps, matches!(outcome, Some(Outcome::Ended)), now)
-            .await;
+        if let Some(Outcome::Live(token, _)) = &outcome {
+            settled.push(token.hash());
+        }
+        let ended = matches!(outcome, Some(Outcome::Ended));
+        self.after_plan(steps, ended, &settled, now).await;
         Ok(outcome)
     }
 
@@ -471,9 +481,10 @@ impl<S: Store> Sessions<S> {
         // binding: the loaded one, which this client matched, carries over.
         let binding = binding.or_else(|| loaded.record.meta.binding.clone());
         record.meta = Metadata::new_session(binding, now);
+        let old_key = loaded.key.clone();
         let token = match self.create(&record, fresh).await? {
             Outcome::Live(token, _) => token,
-            other => return Ok(other),
+            _ => return self.fresh_ended(&old_key).await,
         };
         let fresh_key = token.hash();
         let mut marker = self.ended_marker(now);
@@ -488,7 +499,10 @@ impl<S: Store> Sessions<S> {
                     if let Some(successor) = session.meta.successor() {
                         // Rotated meanwhile: the session lives at the successor.
                         key = successor;
-                        current = self.reload_session(&key).await?;
+                        current = match self.reload_session(&key).await {
+                            Ok(found) => found,
+                            Err(err) => return self.abandon(&fresh_key, err).await,
+                        };
                         continue;
                     }
                     if based_on != (key.clone(), session.version) {
@@ -500,9 +514,10 @@ impl<S: Store> Sessions<S> {
                             self.store.delete(&fresh_key).await?;
                             return Err(err);
                         }
-                        if !self.store.update(&fresh_key, record.version, &next).await? {
-                            // Ended through the user's index meanwhile.
-                            return Ok(Outcome::Ended);
+                        match self.store.update(&fresh_key, record.version, &next).await {
+                            Ok(true) => {}
+                            Ok(false) => return self.fresh_ended(&old_key).await,
+                            Err(err) => return self.abandon(&fresh_key, err).await,
                         }
                         record = next;
                         based_on = (key.clone(), session.version);
@@ -512,7 +527,10 @@ impl<S: Store> Sessions<S> {
                             telemetry::count(telemetry::RENEWED);
                             return Ok(live);
                         }
-                        Ok(false) => current = self.reload_session(&key).await?,
+                        Ok(false) => match self.reload_session(&key).await {
+                            Ok(found) => current = found,
+                            Err(err) => return self.abandon(&fresh_key, err).await,
+                        },
                         Err(err) => return self.unclaimed(&key, &fresh_key, live, err).await,
                     }
                 }
@@ -535,9 +553,10 @@ impl<S: Store> Sessions<S> {
     }
 
     /// A renewal's claim of `key` failed with `err`: the claim may have landed all the
-    /// same (a timeout after the write). If the old record names the fresh session, the
-    /// renewal stands (`live`); otherwise the fresh session is deleted (best effort) and
-    /// the error returned.
+    /// same (a timeout after the write). If the old record names the fresh session, or
+    /// cannot be read to tell, the renewal stands (`live`: at worst a fork, never a
+    /// session whose only id was not handed out); if it certainly did not land, the fresh
+    /// session is deleted (best effort) and the error returned.
     async fn unclaimed(
         &self,
         key: &TokenHash,
@@ -545,20 +564,48 @@ impl<S: Store> Sessions<S> {
         live: Outcome,
         err: StoreError,
     ) -> Result<Outcome, SessionsError> {
-        match self.store.reload(key).await {
-            Ok(Some(record))
-                if record.meta.ended && record.meta.successor() == Some(fresh_key.clone()) =>
-            {
-                telemetry::count(telemetry::RENEWED);
-                Ok(live)
-            }
-            Ok(_) => {
-                if let Err(err) = self.store.delete(fresh_key).await {
-                    tracing::warn!(error = %err, "could not delete an unclaimed renewal");
+        for _ in 0..END_ATTEMPTS {
+            match self.store.reload(key).await {
+                Ok(Some(record))
+                    if record.meta.ended && record.meta.successor().as_ref() == Some(fresh_key) =>
+                {
+                    break;
                 }
-                Err(err)
+                Ok(_) => return self.abandon(fresh_key, err).await,
+                Err(_) => {}
             }
-            Err(_) => Err(err),
+        }
+        telemetry::count(telemetry::RENEWED);
+        Ok(live)
+    }
+
+    /// Gives up a renewal whose claim certainly did not land: deletes the fresh session
+    /// (best effort; a leftover is reachable by no one and expires) and returns `err`.
+    async fn abandon(
+        &self,
+        fresh_key: &TokenHash,
+        err: StoreError,
+    ) -> Result<Outcome, SessionsError> {
+        if let Err(err) = self.store.delete(fresh_key).await {
+            tracing::warn!(error = %err, "could not delete an abandoned renewal");
+        }
+        Err(err)
+    }
+
+    /// A renewal's fresh session was ended before the renewal could claim the old one
+    /// (ended through the user's index). If the old session lives on (it held another
+    /// entry, or a detach landed), the renewal is refused and the client keeps its cookie;
+    /// otherwise the session ended.
+    async fn fresh_ended(&self, old_key: &TokenHash) -> Result<Outcome, SessionsError> {
+        match self.reload_session(old_key).await? {
+            Some(old) if !old.meta.ended => {
+                tracing::info!(session = %old_key, "a renewal was ended before it landed; the session keeps its id");
+                Err(StoreError::Superseded)
+            }
+            _ => {
+                tracing::info!("the session's id was ended before it was renewed; not renewed");
+                Ok(Outcome::Ended)
+            }
         }
     }
 
@@ -609,7 +656,9 @@ impl<S: Store> Sessions<S> {
         now: SystemTime,
     ) -> Result<Outcome, SessionsError> {
         let expires_at = now + self.idle_timeout;
-        let unchanged = changes.is_empty();
+        // The index's `until`, which the library adds to a refresh, is not a change of the
+        // request's.
+        let unchanged = changes.len() == usize::from(changes.change_of(users::UNTIL_KEY).is_some());
         let Loaded {
             key: loaded_key,
             token: loaded_token,

@@ -65,8 +65,11 @@
 //! (the index read and written), a rotation (the index read and written, naming the
 //! successor), and once per idle timeout an index extension (the index read and
 //! written; a refresh that would only touch the session writes it instead, at the same
-//! count). Listing costs one read of the index and one per session; ending costs a read
-//! and a write per key of each session.
+//! count). Signing out or detaching lets go of the entry: the index read, a read of each
+//! of the entry's keys the request did not write itself (ids the session rotated away
+//! from; a live one still holding the entry, a fork of two renewals at once, is ended),
+//! and the conditional removal. Listing costs one read of the index and one per session;
+//! ending costs a read and a write per key of each session.
 
 use std::time::SystemTime;
 
@@ -511,8 +514,12 @@ impl<S: Store> Sessions<S> {
                 done = match current {
                     None => self.store.create(&key, &marker).await?,
                     Some(record) if record.meta.ended => {
-                        // A renewal's marker names the session it moved to: ended next.
-                        successor = record.meta.successor();
+                        // A renewal's marker names the session it moved to: ended next,
+                        // unless ending for an entry (a renewal that kept the entry named
+                        // its fresh key in it; one that did not moved to another entry).
+                        if owner.is_none() {
+                            successor = record.meta.successor();
+                        }
                         true
                     }
                     Some(record) if foreign(&record) => return Ok(ended_live),
@@ -541,7 +548,11 @@ impl<S: Store> Sessions<S> {
                 ended_live |= record
                     .as_ref()
                     .is_some_and(|record| !record.meta.ended && record.meta.successor().is_none());
-                successor = successor.or_else(|| record.and_then(|record| record.meta.successor()));
+                successor = successor.or_else(|| {
+                    record
+                        .filter(|record| !record.meta.ended || owner.is_none())
+                        .and_then(|record| record.meta.successor())
+                });
                 self.end_member(&key, &marker).await?;
             }
             match successor {
@@ -572,19 +583,26 @@ impl<S: Store> Sessions<S> {
         }
     }
 
-    /// Removes the entries `(id, json)` that still read as they were read.
+    /// Removes the entries `(id, json)` that still read as they were read; whether every
+    /// one did (none changed meanwhile).
     async fn remove_entries(
         &self,
         index: &TokenHash,
         now: SystemTime,
         entries: &[(String, String)],
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
+        let mut all = true;
         self.edit_index(index, now, None, |state| {
             let mut changed = false;
+            all = true;
             for (id, raw) in entries {
-                if state.get(id).is_some_and(|now| now.get() == raw) {
-                    state.remove(id);
-                    changed = true;
+                match state.get(id) {
+                    Some(now) if now.get() == raw => {
+                        state.remove(id);
+                        changed = true;
+                    }
+                    Some(_) => all = false,
+                    None => {}
                 }
             }
             if changed {
@@ -593,8 +611,59 @@ impl<S: Store> Sessions<S> {
                 Edit::Unchanged
             }
         })
-        .await
-        .map(|_| ())
+        .await?;
+        Ok(all)
+    }
+
+    /// Removes the entry `id` from `index` once no session but the request's own still
+    /// holds it: the request's session no longer does, and another that does (a fork of
+    /// it: two renewals at once) is ended first, so no attached session is left without
+    /// an entry. `settled` are the keys the request itself wrote or ended (not read
+    /// again). Costs a read of the index, a read per other key of the entry, and the
+    /// index's write.
+    async fn release_entry(
+        &self,
+        index: &TokenHash,
+        id: &str,
+        settled: &[TokenHash],
+        now: SystemTime,
+    ) -> Result<(), StoreError> {
+        let mut checked = settled.to_vec();
+        for _ in 0..END_ROUNDS {
+            let Some(record) = self.load_index(index, true).await? else {
+                return Ok(());
+            };
+            let Some(raw) = record.state.get(id).map(|raw| raw.get().to_owned()) else {
+                return Ok(());
+            };
+            if let Ok(entry) = serde_json::from_str::<Entry>(&raw) {
+                for key in entry.keys() {
+                    if checked.contains(&key) {
+                        continue;
+                    }
+                    checked.push(key.clone());
+                    let found = match self.store.reload(&key).await {
+                        Err(err) if err.is_corrupt() => None,
+                        other => other?,
+                    };
+                    let holds = found.is_some_and(|record| {
+                        !record.meta.ended
+                            && record.meta.successor().is_none()
+                            && Principal::of(&record.state).is_some_and(|p| p.entry == id)
+                    });
+                    if holds {
+                        self.end_chain(key, Some(id), now).await?;
+                    }
+                }
+            }
+            if self
+                .remove_entries(index, now, &[(id.to_owned(), raw)])
+                .await?
+            {
+                return Ok(());
+            }
+        }
+        Ok(())
     }
 
     /// Applies `edit` to the index under `index` (created if absent), with a conditional
@@ -880,7 +949,13 @@ impl<S: Store> Sessions<S> {
     /// of this one: two renewals at once), so that no attached session is left without an
     /// entry. Best effort: an entry left behind never ends a session that does not hold
     /// it, and is pruned when listed.
-    pub(crate) async fn after_plan(&self, steps: UserSteps, ended: bool, now: SystemTime) {
+    pub(crate) async fn after_plan(
+        &self,
+        steps: UserSteps,
+        ended: bool,
+        settled: &[TokenHash],
+        now: SystemTime,
+    ) {
         let gone = steps
             .dropped
             .into_iter()
@@ -888,7 +963,7 @@ impl<S: Store> Sessions<S> {
         for principal in gone {
             let index = self.users.index_of(&principal.user);
             let result = self
-                .end_entries(&index, now, |id| id == principal.entry)
+                .release_entry(&index, &principal.entry, settled, now)
                 .await;
             if let Err(err) = result {
                 tracing::warn!(error = %err, "could not remove a session from its user's index");
