@@ -263,3 +263,38 @@ async fn postgres_migrate_of_a_current_table_takes_no_lock() {
         "migrate waited for the table lock: {migrated:?}"
     );
 }
+
+/// Several instances starting at once on an empty database all migrate it: the first
+/// `migrate` of a table is serialized (PostgreSQL's `CREATE TABLE IF NOT EXISTS` is not
+/// safe against itself: the loser of a race fails on the catalog's unique index).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_first_migrations_at_once_all_succeed() {
+    let clock = ManualClock::starting_now();
+    let Some(existing) = common::postgres_store(&clock).await else {
+        return;
+    };
+    let schema = existing.table_name().split('.').next().unwrap().to_owned();
+    for round in 0..5 {
+        let table = format!("{schema}.fresh_{round}");
+        let mut starting = Vec::new();
+        for _ in 0..6 {
+            let pool = sqlx::postgres::PgPoolOptions::new()
+                .max_connections(1)
+                .connect(&common::database_url())
+                .await
+                .unwrap();
+            let store = PostgresStore::builder(pool)
+                .table_name(&table)
+                .clock(clock.clone())
+                .build()
+                .unwrap();
+            starting.push(tokio::spawn(async move { store.migrate().await }));
+        }
+        for instance in starting {
+            instance
+                .await
+                .unwrap()
+                .expect("every instance's first migrate succeeds");
+        }
+    }
+}

@@ -238,6 +238,11 @@ pub trait Dialect: private::Sealed {
     /// takes no table lock; `None` where DDL is cheap enough to run every time (SQLite).
     #[doc(hidden)]
     const LAYOUT_CURRENT: Option<&'static str>;
+    /// Taken at the start of the migration's transaction (bind: the table), so that
+    /// instances migrating at once take turns; `None` where the backend serializes DDL
+    /// itself (SQLite: one writer).
+    #[doc(hidden)]
+    const MIGRATION_LOCK: Option<&'static str>;
 }
 
 /// The granularity of the indexed `expires_hour` column, in milliseconds.
@@ -417,7 +422,9 @@ macro_rules! impl_sql_store {
             /// `expires_hour` one). Idempotent: safe to run at every start. On PostgreSQL
             /// a layout that is already current costs one catalog query and no table lock,
             /// so a restarting process never queues behind (or in front of) the
-            /// application's transactions.
+            /// application's transactions. Otherwise the migration is one transaction, and
+            /// instances migrating at once take turns (on PostgreSQL, behind an advisory
+            /// lock on the table's name, held until the transaction ends).
             ///
             /// # Errors
             ///
@@ -439,11 +446,21 @@ macro_rules! impl_sql_store {
                         return Ok(());
                     }
                 }
+                // One transaction, behind a lock where the backend needs it: instances
+                // starting at once take turns (`CREATE TABLE IF NOT EXISTS` racing itself
+                // fails on PostgreSQL), and a failed migration leaves nothing half done.
+                let mut tx = self.pool.begin().await?;
+                if let Some(lock) = <Self as super::Dialect>::MIGRATION_LOCK {
+                    sqlx::query(lock)
+                        .bind(&self.sql.table)
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 sqlx::query(&self.sql.create_table)
-                    .execute(&self.pool)
+                    .execute(&mut *tx)
                     .await?;
                 for add_column in [&self.sql.add_hour_column, &self.sql.add_version_column] {
-                    if let Err(err) = sqlx::query(add_column).execute(&self.pool).await {
+                    if let Err(err) = sqlx::query(add_column).execute(&mut *tx).await {
                         // Backends without `ADD COLUMN IF NOT EXISTS` (SQLite): already there.
                         let duplicate = err
                             .as_database_error()
@@ -458,8 +475,9 @@ macro_rules! impl_sql_store {
                     &self.sql.create_index,
                     &self.sql.create_stale,
                 ] {
-                    sqlx::query(ddl).execute(&self.pool).await?;
+                    sqlx::query(ddl).execute(&mut *tx).await?;
                 }
+                tx.commit().await?;
                 Ok(())
             }
         }
@@ -672,6 +690,7 @@ mod tests {
         const COLUMN_TYPES: (&'static str, &'static str) = ("BYTEA", "BIGINT");
         const ADD_COLUMN: &'static str = "ADD COLUMN IF NOT EXISTS";
         const LAYOUT_CURRENT: Option<&'static str> = None;
+        const MIGRATION_LOCK: Option<&'static str> = None;
     }
 
     #[test]

@@ -21,6 +21,7 @@ impl Dialect for PostgresStore {
          AND to_regclass($2) IS NOT NULL AND to_regclass($3) IS NULL \
          AND to_regclass($4) IS NOT NULL",
     );
+    const MIGRATION_LOCK: Option<&'static str> = Some("SELECT pg_advisory_xact_lock(hashtext($1))");
 }
 
 impl PostgresStore {

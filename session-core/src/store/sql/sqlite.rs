@@ -21,6 +21,7 @@ impl Dialect for SqliteStore {
     const CLEANUP_LOCK: &'static str = "";
     const ADD_COLUMN: &'static str = "ADD COLUMN";
     const LAYOUT_CURRENT: Option<&'static str> = None;
+    const MIGRATION_LOCK: Option<&'static str> = None;
 }
 
 impl SqliteStore {
