@@ -12,7 +12,12 @@ use session_core::{
     Changes, State, StoreError,
 };
 
-use crate::{flash::FLASH_KEY, flash_message::FlashMessage, frame::Frame, users::UserRequest};
+use crate::{
+    flash::{is_flash_key, message_key},
+    flash_message::FlashMessage,
+    frame::Frame,
+    users::UserRequest,
+};
 
 /// How the handler left the session (`purge`, `renew`, changed, empty) and the keys it
 /// set or removed against `given` (the state it was handed, as stored).
@@ -36,7 +41,7 @@ pub(crate) fn collect(
     let flash_enabled = frame.is_some_and(|frame| frame.flash_enabled);
     // Keys the handler's `Session` never held: a key of that name it set is not stored.
     let reserved =
-        |key: &str| key == USER_KEY || key == UNTIL_KEY || (flash_enabled && key == FLASH_KEY);
+        |key: &str| key == USER_KEY || key == UNTIL_KEY || (flash_enabled && is_flash_key(key));
 
     let mut changes = Changes::new();
     let mut stored = 0;
@@ -58,19 +63,24 @@ pub(crate) fn collect(
         }
     }
     if let Some(frame) = frame.filter(|frame| frame.flash_enabled) {
-        let pending = pending_flash(frame, purged);
-        let before = given.and_then(|given| given.get(FLASH_KEY));
-        if pending.is_empty() {
-            if before.is_some() {
-                changes.remove(FLASH_KEY.to_owned());
+        // Each message under a key of its own: a request that shows the earlier messages
+        // removes their keys, one that pushes adds keys, and the two never overwrite each
+        // other's change.
+        if !purged {
+            if frame.flash_shown {
+                for key in &frame.incoming_flash_keys {
+                    changes.remove(key.clone());
+                }
+            } else {
+                stored += frame.incoming_flash_keys.len();
             }
-        } else {
+        }
+        let pushed: &[FlashMessage] = if purged { &[] } else { &frame.flash_pushed };
+        for message in pushed.iter().chain(&frame.flash_after_purge) {
             stored += 1;
-            let json = serde_json::to_string(&pending).map_err(StoreError::corrupt)?;
-            if before.is_none_or(|before| before.get() != json) {
-                let value = RawValue::from_string(json).map_err(StoreError::corrupt)?;
-                changes.set(FLASH_KEY.to_owned(), value);
-            }
+            let json = serde_json::to_string(message).map_err(StoreError::corrupt)?;
+            let value = RawValue::from_string(json).map_err(StoreError::corrupt)?;
+            changes.set(message_key()?, value);
         }
     }
     if let Some(frame) = frame {
@@ -109,21 +119,4 @@ pub(crate) fn collect(
         empty: stored == 0,
     };
     Ok((handled, changes))
-}
-
-/// The flash messages the session keeps after this request.
-fn pending_flash(frame: &Frame, purged: bool) -> Vec<&FlashMessage> {
-    if purged {
-        return frame.flash_after_purge.iter().collect();
-    }
-    let unshown = if frame.flash_shown {
-        &[][..]
-    } else {
-        &frame.incoming_flash[..]
-    };
-    unshown
-        .iter()
-        .chain(&frame.flash_pushed)
-        .chain(&frame.flash_after_purge)
-        .collect()
 }

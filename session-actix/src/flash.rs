@@ -10,8 +10,40 @@ use crate::{
     frame::Frame,
 };
 
-/// The reserved state key holding pending flash messages. User code must not write it.
+/// The prefix of the reserved state keys holding pending flash messages: each message is
+/// stored under a key of its own, `__flash.` followed by when it was pushed and a random
+/// suffix (so that a request pushing a message and one reading the earlier ones never
+/// overwrite each other's change); earlier releases kept them all as one list under
+/// `__flash` itself, which is still read. User code must not write these keys.
 pub const FLASH_KEY: &str = "__flash";
+
+/// Whether `key` is one of the reserved flash keys ([`FLASH_KEY`]).
+pub(crate) fn is_flash_key(key: &str) -> bool {
+    key.strip_prefix(FLASH_KEY)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
+}
+
+/// Counts the messages this process pushed: orders those pushed within one millisecond.
+static PUSHED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// A fresh key for a pushed message: milliseconds since the Unix epoch and this process's
+/// count of pushed messages (so that keys sort in the order messages were pushed, to the
+/// millisecond across instances), and 64 random bits.
+pub(crate) fn message_key() -> Result<String, session_core::StoreError> {
+    use ring::rand::SecureRandom as _;
+    let mut suffix = [0u8; 8];
+    ring::rand::SystemRandom::new()
+        .fill(&mut suffix)
+        .map_err(|_| session_core::StoreError::unavailable("no randomness for a flash key"))?;
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_millis());
+    let nth = PUSHED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    Ok(format!(
+        "{FLASH_KEY}.{millis:013}-{nth:016x}-{:016x}",
+        u64::from_be_bytes(suffix)
+    ))
+}
 
 /// Flash messages (the original utility's `integrate_flash`): an extractor.
 ///

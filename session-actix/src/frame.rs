@@ -18,6 +18,8 @@ pub(crate) struct Frame {
     pub(crate) flash_enabled: bool,
     /// The flash messages set by earlier requests (kept out of the handler's `Session`).
     pub(crate) incoming_flash: Vec<FlashMessage>,
+    /// The state keys `incoming_flash` was stored under: removed once they are shown.
+    pub(crate) incoming_flash_keys: Vec<String>,
     /// Whether a handler read `incoming_flash`: then they leave the session.
     pub(crate) flash_shown: bool,
     /// Messages pushed by this request, for a later one.

@@ -10,7 +10,13 @@ use session_core::{
     Record,
 };
 
-use crate::{flash::FLASH_KEY, frame::Frame, info::SessionInfo, users::Directory};
+use crate::{
+    flash::{is_flash_key, FLASH_KEY},
+    flash_message::FlashMessage,
+    frame::Frame,
+    info::SessionInfo,
+    users::Directory,
+};
 
 /// Puts `given` (the continued session's record, if any) into the request's `Session`, all
 /// but pending flash messages, which go to the [`Frame`]: they leave the session only when
@@ -25,16 +31,23 @@ pub(crate) fn hand_over(
     info: SessionInfo,
     directory: Option<Arc<dyn Directory>>,
 ) {
-    let mut incoming_flash = Vec::new();
+    let mut flash: Vec<(&str, Vec<FlashMessage>)> = Vec::new();
     let mut principal = None;
     if let Some(record) = given {
         let session = req.get_session();
         for (key, value) in &record.state {
-            if flash_enabled && key == FLASH_KEY {
-                incoming_flash = serde_json::from_str(value.get()).unwrap_or_else(|err| {
-                    tracing::warn!(error = %err, "pending flash messages do not decode; dropped");
+            if flash_enabled && is_flash_key(key) {
+                // One message per key; the list of an earlier release under `__flash`.
+                let decoded = if key == FLASH_KEY {
+                    serde_json::from_str(value.get())
+                } else {
+                    serde_json::from_str(value.get()).map(|message| vec![message])
+                };
+                let messages = decoded.unwrap_or_else(|err| {
+                    tracing::warn!(error = %err, "a pending flash message does not decode; dropped");
                     Vec::new()
                 });
+                flash.push((key.as_str(), messages));
                 continue;
             }
             if key == USER_KEY {
@@ -50,9 +63,17 @@ pub(crate) fn hand_over(
             }
         }
     }
+    // In the order they were pushed (the keys say when; the old list first).
+    flash.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    let incoming_flash_keys = flash.iter().map(|(key, _)| (*key).to_owned()).collect();
+    let incoming_flash = flash
+        .into_iter()
+        .flat_map(|(_, messages)| messages)
+        .collect();
     req.extensions_mut().insert(Frame {
         flash_enabled,
         incoming_flash,
+        incoming_flash_keys,
         flash_shown: false,
         flash_pushed: Vec::new(),
         flash_after_purge: Vec::new(),

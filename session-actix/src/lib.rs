@@ -109,8 +109,9 @@
 //!
 //! # Reserved keys
 //!
-//! Pending flash messages live in the stored state under `__flash` ([`FLASH_KEY`]); the
-//! handler's `Session` never shows that key, and [`Flash`] manages it. Do not write it.
+//! Pending flash messages live in the stored state under keys starting `__flash.`, one per
+//! message ([`FLASH_KEY`]); the handler's `Session` never shows them, and [`Flash`]
+//! manages them. Do not write them.
 //! The layer's own bookkeeping (created, id-issued time, binding HMAC, rotation forwards,
 //! ended markers) is the record's [`Metadata`](session_core::Metadata), out of the
 //! state's way.

@@ -3,9 +3,12 @@
 
 mod common;
 
-use actix_web::{cookie::Key, http::StatusCode};
+use actix_web::{cookie::Key, http::StatusCode, test::TestRequest};
 use common::{both_stores, Client, Fixture};
-use session_core::Store;
+use session_core::{
+    store::{Held, HoldAt},
+    Store,
+};
 
 async fn read_exactly_once_with_levels<S: Store + Clone>(f: Fixture<S>) {
     let key = Key::generate();
@@ -116,7 +119,43 @@ async fn a_plain_purge_leaves_no_session<S: Store + Clone>(f: Fixture<S>) {
     assert!(common::ended(&f.store, &old.hash()).await);
 }
 
+/// A page that shows the pending messages, racing a request that pushes another: the
+/// pushed message survives for the next page (each message is a key of its own, so the
+/// two writes change different keys).
+async fn a_push_racing_a_read_keeps_the_new_message<S: Store + Clone>(f: Fixture<S>) {
+    let key = Key::generate();
+    let held = Held::new(f.store.clone());
+    let layer = session_actix::SessionLayer::builder(held.clone(), key.clone())
+        .clock(f.clock.clone())
+        .build()
+        .unwrap();
+    let app = common::app(layer).await;
+    let mut client = Client::new();
+    client.post(&app, "/flash").await;
+    // The page loads the session and is held there...
+    let page_tab = client.clone();
+    held.arm(HoldAt::AfterLoad);
+    let page = page_tab.send_without_keeping(&app, TestRequest::get().uri("/flash"));
+    let mut page = std::pin::pin!(page);
+    tokio::select! {
+        _ = &mut page => panic!("the page should be held at its load"),
+        () = held.reached() => {}
+    }
+    // ...while another request pushes a message...
+    assert_eq!(client.post(&app, "/flash/more").await.body, "queued");
+    // ...then the page shows (and removes) the messages it loaded.
+    held.release();
+    assert_eq!(page.await.body, "success:saved|error:but mind the gap");
+    assert_eq!(
+        client.get(&app, "/flash").await.body,
+        "info:and one more",
+        "the message pushed meanwhile was lost"
+    );
+    assert_eq!(client.get(&app, "/flash").await.body, "");
+}
+
 both_stores!(
+    a_push_racing_a_read_keeps_the_new_message,
     read_exactly_once_with_levels,
     disabled_flash_is_an_error,
     requests_that_do_not_show_messages_leave_them,
@@ -124,3 +163,51 @@ both_stores!(
     a_flash_pushed_after_a_purge_reaches_the_next_page,
     a_plain_purge_leaves_no_session
 );
+
+/// Messages an earlier release stored (one list under `__flash`) are shown once, before
+/// those pushed since, and then leave the session.
+#[actix_web::test]
+async fn messages_of_an_earlier_release_are_shown_once() {
+    use actix_web::{test, web, App};
+    use session_actix::{testing::TestSessions, Flash, Level};
+
+    async fn page(flash: Flash) -> String {
+        let texts: Vec<&str> = flash.messages().iter().map(|m| m.text.as_str()).collect();
+        texts.join("|")
+    }
+    async fn push(flash: Flash) -> &'static str {
+        flash.push(Level::Info, "new").unwrap();
+        "queued"
+    }
+    let sessions = TestSessions::new();
+    let app = test::init_service(
+        App::new()
+            .wrap(sessions.layer())
+            .route("/", web::get().to(page))
+            .route("/push", web::post().to(push)),
+    )
+    .await;
+    let old = serde_json::json!([
+        {"level": "success", "text": "old one"},
+        {"level": "error", "text": "old two"},
+    ]);
+    let cookie = sessions
+        .cookie_with_entries([(session_actix::FLASH_KEY, old)])
+        .await;
+    let pushed = test::call_service(
+        &app,
+        test::TestRequest::post()
+            .uri("/push")
+            .cookie(cookie.clone())
+            .to_request(),
+    )
+    .await;
+    let cookie = sessions.cookie(&pushed).unwrap_or(cookie);
+    let shown = test::TestRequest::get().uri("/").cookie(cookie.clone());
+    assert_eq!(
+        test::call_and_read_body(&app, shown.to_request()).await,
+        "old one|old two|new"
+    );
+    let again = test::TestRequest::get().uri("/").cookie(cookie);
+    assert_eq!(test::call_and_read_body(&app, again.to_request()).await, "");
+}

@@ -64,7 +64,7 @@ pub fn panel(
         .collect();
     if flash_shown {
         // Shown once: reading the messages removes them from the session.
-        writes.push(session_actix::FLASH_KEY.to_owned());
+        writes.push(format!("{}.*", session_actix::FLASH_KEY));
     }
     Ok(SessionPanel::new(info, tiers, keys, writes))
 }
