@@ -451,6 +451,47 @@ macro_rules! per_store {
     };
 }
 
+/// The same requests on every other store: the index works wherever sessions live.
+macro_rules! on_every_other_store {
+    ($($case:ident),*) => {
+        $(
+            mod $case {
+                use super::*;
+
+                #[actix_web::test]
+                async fn redis() {
+                    let Some(f) = common::redis().await else { return };
+                    super::$case(f).await;
+                }
+
+                #[actix_web::test]
+                async fn postgres() {
+                    let Some(f) = common::postgres().await else { return };
+                    super::$case(f).await;
+                }
+
+                #[actix_web::test]
+                async fn sqlite() {
+                    let Some(f) = common::sqlite().await else { return };
+                    super::$case(f).await;
+                }
+
+                #[actix_web::test]
+                async fn tiered_memory_sqlite() {
+                    let Some(f) = common::tiered_sqlite().await else { return };
+                    super::$case(f).await;
+                }
+            }
+        )*
+    };
+}
+
+on_every_other_store!(
+    three_clients_end_all_but_one,
+    sign_out_and_detach,
+    one_session_per_user
+);
+
 per_store!(
     three_clients_end_all_but_one,
     sign_out_and_detach,

@@ -17,7 +17,7 @@ use session_actix::{
 };
 use session_core::{
     session,
-    store::{Counted, MemoryStore, OpCounts, PostgresStore, RedisStore, TieredStore},
+    store::{Counted, MemoryStore, OpCounts, PostgresStore, RedisStore, SqliteStore, TieredStore},
     testing, ManualClock, Store,
 };
 
@@ -55,6 +55,66 @@ pub async fn tiered() -> Option<TieredFixture> {
     let (c, d) = (cache.clone(), durable.clone());
     Some(Fixture {
         // The periodic repair pass (one SQL statement a second) stays out of the counts.
+        store: TieredStore::builder(cache, durable)
+            .clock(clock.clone())
+            .repair_interval(Duration::from_secs(3600))
+            .build(),
+        clock,
+        costs: Arc::new(move || (c.take_counts(), d.take_counts())),
+    })
+}
+
+/// A single-tier fixture over `store` (its counts reported as the cache's).
+fn single<S: Store + Clone>(store: S, clock: ManualClock) -> Fixture<Counted<S>> {
+    let store = Counted::new(store);
+    let counted = store.clone();
+    Fixture {
+        store,
+        clock,
+        costs: Arc::new(move || (counted.take_counts(), OpCounts::default())),
+    }
+}
+
+pub async fn redis() -> Option<Fixture<Counted<RedisStore>>> {
+    let clock = ManualClock::starting_now();
+    let store = testing::redis_store(&clock).await?;
+    Some(single(store, clock))
+}
+
+pub async fn postgres() -> Option<Fixture<Counted<PostgresStore>>> {
+    let clock = ManualClock::starting_now();
+    let store = testing::postgres_store(&clock).await?;
+    Some(single(store, clock))
+}
+
+/// A SQLite store on a private in-memory database.
+async fn sqlite_store(clock: &ManualClock) -> SqliteStore {
+    let opened = SqliteStore::connect("sqlite::memory:")
+        .await
+        .expect("an in-memory SQLite database");
+    let store = SqliteStore::builder(opened.pool().clone())
+        .clock(clock.clone())
+        .build()
+        .expect("the default table name");
+    store.migrate().await.expect("migrate");
+    store
+}
+
+pub async fn sqlite() -> Option<Fixture<Counted<SqliteStore>>> {
+    let clock = ManualClock::starting_now();
+    let store = sqlite_store(&clock).await;
+    Some(single(store, clock))
+}
+
+pub type TieredSqliteStore = TieredStore<Counted<MemoryStore>, Counted<SqliteStore>>;
+
+/// The embedded default: the in-process cache in front of SQLite.
+pub async fn tiered_sqlite() -> Option<Fixture<TieredSqliteStore>> {
+    let clock = ManualClock::starting_now();
+    let cache = Counted::new(MemoryStore::builder().clock(clock.clone()).build());
+    let durable = Counted::new(sqlite_store(&clock).await);
+    let (c, d) = (cache.clone(), durable.clone());
+    Some(Fixture {
         store: TieredStore::builder(cache, durable)
             .clock(clock.clone())
             .repair_interval(Duration::from_secs(3600))
