@@ -331,6 +331,44 @@ async fn costs<S: Store + Clone>(f: Fixture<S>) {
     assert_eq!(c.get(&app, "/whoami").await.body, "nobody");
 }
 
+/// What a "your devices" page shows moves with use: the session used last is listed first,
+/// with a later `last_seen` (to within a quarter of the idle timeout), and `signed_in`
+/// stays when the session was signed in.
+async fn last_seen_moves_with_use<S: Store + Clone>(f: Fixture<S>) {
+    let key = Key::generate();
+    let layer = common::layer(&f, &key, |b| {
+        b.cookie_secure(false)
+            .idle_timeout(Duration::from_secs(600))
+    });
+    let admin = layer.clone();
+    let app = app(layer).await;
+    let (mut a, mut b) = (client(FIREFOX), client(CHROME));
+    a.post(&app, "/sign-in/gus").await;
+    b.post(&app, "/sign-in/gus").await;
+    let signed_in = session_core::Clock::now(&f.clock);
+    // Past a quarter of the idle timeout, a read of A's refreshes it.
+    f.clock.advance(Duration::from_secs(200));
+    assert_eq!(a.get(&app, "/count").await.body, "0");
+    let listed = admin.user_sessions("gus").await.unwrap();
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    assert_eq!(
+        listed[0].agent, "Firefox on Linux",
+        "most recently used first"
+    );
+    assert!(
+        listed[0].last_seen >= signed_in + Duration::from_secs(200),
+        "{listed:?}"
+    );
+    assert!(
+        listed[1].last_seen < signed_in + Duration::from_secs(10),
+        "{listed:?}"
+    );
+    for session in &listed {
+        assert!(session.signed_in <= signed_in, "{session:?}");
+        assert!(session.created <= session.signed_in, "{session:?}");
+    }
+}
+
 /// A session past its absolute timeout is refused at its next request: it is not listed
 /// either, even while its idle expiry is ahead.
 async fn past_the_absolute_timeout<S: Store + Clone>(f: Fixture<S>) {
@@ -498,5 +536,6 @@ per_store!(
     costs,
     past_the_absolute_timeout,
     attaching_renews_the_id,
-    one_session_per_user
+    one_session_per_user,
+    last_seen_moves_with_use
 );
