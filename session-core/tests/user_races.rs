@@ -301,6 +301,32 @@ async fn a_session_renewed_twice<S: Store + Clone>(store: S, clock: ManualClock)
         forks.push(fork);
     }
     assert!(sessions.load(token, clock.now()).await.unwrap().is_none());
+    // One branch is used and rotates again and again while the other idles: the entry
+    // keeps the idle branch's key all the same.
+    let mut active = forks[0].clone();
+    for _ in 0..12 {
+        let loaded = sessions
+            .load(active.clone(), clock.now())
+            .await
+            .unwrap()
+            .unwrap();
+        let rotated = sessions
+            .carry_out(
+                &plan(Finish::Rotate),
+                Some(loaded),
+                Changes::new(),
+                None,
+                clock.now(),
+            )
+            .await
+            .unwrap();
+        let Some(Outcome::Live(next, _)) = rotated else {
+            panic!("rotated: {rotated:?}");
+        };
+        active = next;
+        clock.advance(Duration::from_secs(10));
+    }
+    forks[0] = active;
     assert_eq!(
         sessions
             .end_user_sessions(&user, None, clock.now())

@@ -84,7 +84,7 @@ pub struct Sessions<S> {
     pub(super) users: UserKey,
     previous_rotations: Vec<RotationKey>,
     rotates: bool,
-    grace: Duration,
+    pub(super) grace: Duration,
     pub(super) idle_timeout: Duration,
     pub(super) absolute_timeout: Option<Duration>,
     pub(super) max_user_sessions: usize,

@@ -55,9 +55,10 @@
 //! sessions: attaching one more first ends those signed in longest ago (never the asking
 //! session's own entry, when it signs in again). Two sign-ins at the same instant may both
 //! find room; the next sign-in ends the excess. With a limit of 1, a sign-in submitted
-//! twice at once may end its twin (the browser keeps whichever response came last). An entry holds
-//! at most eight keys and a short client description (under 1 KiB), so an index stays
-//! small whatever the sessions hold; it is not bound by `max_record_bytes`.
+//! twice at once may end its twin (the browser keeps whichever response came last). An
+//! entry holds eight keys (more, up to 32, only while they were all added within two idle
+//! timeouts: the branches of a forked session) and a short client description, so an
+//! index stays small whatever the sessions hold; it is not bound by `max_record_bytes`.
 //!
 //! # Costs
 //!
@@ -207,8 +208,14 @@ struct Entry {
     /// The keys the session may live under, most recent last: where it lives, the
     /// successor a rotation in progress moves it to, and (when requests of one session
     /// forked it, e.g. a sign-in submitted twice) the keys of each branch. Writes add keys,
-    /// never replace them, so no branch is left unreached; at most [`MAX_KEYS`].
+    /// never replace them, so no branch is left unreached; see [`add`](Entry::add) for
+    /// how many are kept.
     keys: Vec<String>,
+    /// When each of `keys` was last added (milliseconds since the Unix epoch; missing or
+    /// `0`: unknown, an entry of an earlier release). A live session's key is added again
+    /// at least once per idle timeout (with the index's extension).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    added: Vec<u64>,
     /// The client, as [`Principal::agent`].
     #[serde(default)]
     agent: String,
@@ -236,18 +243,39 @@ impl Entry {
         self.until != 0 && from_millis(self.until) + CLOCK_MARGIN <= now
     }
 
-    /// Adds `keys` as the most recent, keeping at most [`MAX_KEYS`] (the oldest go: keys
-    /// that many rotations back no longer forward anywhere).
-    fn add(&mut self, keys: &[String]) {
-        self.keys.retain(|key| !keys.contains(key));
-        self.keys.extend(keys.iter().cloned());
-        let excess = self.keys.len().saturating_sub(MAX_KEYS);
-        self.keys.drain(..excess);
+    /// Adds `keys` as the most recent, at `now`. Beyond [`MAX_KEYS`], the oldest keys
+    /// not added since `stale_before` go (no session can still live under them: a live
+    /// one's key is added again at least once per idle timeout); a key added since stays,
+    /// however many there are (a fork whose branch is idle while the other rotates), up
+    /// to [`MAX_KEYS_HELD`].
+    fn add(&mut self, keys: &[String], now: u64, stale_before: u64) {
+        self.added.resize(self.keys.len(), 0);
+        for key in keys {
+            if let Some(at) = self.keys.iter().position(|known| known == key) {
+                self.keys.remove(at);
+                self.added.remove(at);
+            }
+            self.keys.push(key.clone());
+            self.added.push(now);
+        }
+        while self.keys.len() > MAX_KEYS {
+            let stale = self.added.iter().position(|&added| added < stale_before);
+            let at = match stale {
+                Some(at) => at,
+                None if self.keys.len() > MAX_KEYS_HELD => 0,
+                None => break,
+            };
+            self.keys.remove(at);
+            self.added.remove(at);
+        }
     }
 }
 
-/// How many keys an entry remembers.
+/// How many keys an entry keeps when older ones are stale.
 const MAX_KEYS: usize = 8;
+
+/// How many keys an entry keeps at most, stale or not.
+const MAX_KEYS_HELD: usize = 32;
 
 /// How far the clocks of two instances may differ, for decisions on expiry one instance
 /// makes about another's writes.
@@ -890,11 +918,22 @@ impl<S: Store> Sessions<S> {
             .collect();
         let fresh_entry = Entry {
             keys: Vec::new(),
+            added: Vec::new(),
             agent: principal.agent.clone(),
             at: to_millis(now),
             until: 0,
         };
         let until_ms = to_millis(until);
+        let now_ms = to_millis(now);
+        // A key not added for two idle timeouts (and the grace window, and the margin for
+        // clocks) reaches no live session.
+        let horizon = self
+            .idle_timeout
+            .saturating_mul(2)
+            .saturating_add(CLOCK_MARGIN)
+            .saturating_add(self.grace);
+        let stale_before =
+            now_ms.saturating_sub(u64::try_from(horizon.as_millis()).unwrap_or(u64::MAX));
         let mut failed = None;
         let present = self
             .edit_index(&index, now, Some(until), |state| {
@@ -904,7 +943,7 @@ impl<S: Store> Sessions<S> {
                     Some(old) => serde_json::from_str::<Entry>(old.get())
                         .unwrap_or_else(|_| fresh_entry.clone()),
                 };
-                entry.add(&keys);
+                entry.add(&keys, now_ms, stale_before);
                 entry.until = entry.until.max(until_ms);
                 match serde_json::value::to_raw_value(&entry) {
                     Ok(raw) => {
@@ -1041,5 +1080,41 @@ mod tests {
             key.index_of("alice"),
             UserKey::new(&[2; 32]).index_of("alice")
         );
+    }
+
+    #[test]
+    fn entries_keep_recent_keys_and_drop_stale_ones() {
+        let key = |n: usize| format!("{n:064x}");
+        let mut entry = Entry {
+            keys: Vec::new(),
+            added: Vec::new(),
+            agent: String::new(),
+            at: 0,
+            until: 0,
+        };
+        // Twenty keys added recently (a fork's idle branch among them): all kept.
+        for n in 0..20 {
+            entry.add(&[key(n)], 1_000 + n as u64, 500);
+        }
+        assert_eq!(entry.keys.len(), 20);
+        assert_eq!(entry.keys[0], key(0));
+        // Once the first twelve are stale, adding one drops them down to eight.
+        entry.add(&[key(20)], 5_000, 1_012);
+        assert_eq!(entry.keys.len(), 9, "{:?}", entry.keys);
+        assert_eq!(entry.keys[0], key(12));
+        // Adding a key again moves it to the end, as recent.
+        entry.add(&[key(12)], 5_001, 1_012);
+        assert_eq!(entry.keys.last(), Some(&key(12)));
+        assert_eq!(entry.keys.len(), 9);
+        // Never more than MAX_KEYS_HELD, stale or not.
+        for n in 100..150 {
+            entry.add(&[key(n)], 6_000, 0);
+        }
+        assert_eq!(entry.keys.len(), MAX_KEYS_HELD);
+        assert_eq!(entry.keys.last(), Some(&key(149)));
+        // An entry of an earlier release (no times) reads its keys as stale.
+        let old: Entry =
+            serde_json::from_str(&format!(r#"{{"keys":["{}","{}"]}}"#, key(1), key(2))).unwrap();
+        assert_eq!(old.added, Vec::<u64>::new());
     }
 }
