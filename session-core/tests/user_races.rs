@@ -405,6 +405,9 @@ enum Across {
     TouchDue,
     /// A detach landing while a renewal that keeps the principal is held before its claim.
     DetachHeld,
+    /// A read through a rotated-away id in its grace window (its response hands out the
+    /// successor's id) while the successor is renewed.
+    ForwardedRead,
     /// A write landing while the renewal is held before its claim.
     WriteHeld,
     /// A detach that loaded the session before a renewal, landing after it.
@@ -469,9 +472,10 @@ async fn across_a_renewal<S: Store + Clone>(
         assert!(matches!(used, Some(Outcome::Live(..))));
         clock.advance(Duration::from_secs(330));
     }
-    let for_other = load(old.clone()).await;
+    let mut for_other = load(old.clone()).await;
     // The id the renewal starts from: the old one, or its successor after a rotation.
-    let renewing = if across == Across::LogoutAfterRotation {
+    let rotated_first = matches!(across, Across::LogoutAfterRotation | Across::ForwardedRead);
+    let renewing = if rotated_first {
         let rotation = sessions
             .carry_out(
                 &plan(Finish::Rotate),
@@ -489,6 +493,10 @@ async fn across_a_renewal<S: Store + Clone>(
     } else {
         old.clone()
     };
+    if across == Across::ForwardedRead {
+        for_other = load(old.clone()).await;
+        assert!(for_other.forwarded());
+    }
     let for_renewal = load(renewing.clone()).await;
     let mut renewal_changes = Changes::new();
     renewal_changes.set("renewed", to_raw_value(&true).unwrap());
@@ -509,7 +517,9 @@ async fn across_a_renewal<S: Store + Clone>(
             set("flash"),
         ),
         Across::Write | Across::WriteHeld => (plan(Finish::Write), set("other")),
-        Across::Touch | Across::TouchDue => (plan(Finish::Touch), Changes::new()),
+        Across::Touch | Across::TouchDue | Across::ForwardedRead => {
+            (plan(Finish::Touch), Changes::new())
+        }
         Across::Detach | Across::DetachHeld => {
             let mut changes = Changes::new();
             changes.remove(USER_KEY);
@@ -599,8 +609,10 @@ async fn across_a_renewal<S: Store + Clone>(
     }
     let renewal = renewal.unwrap();
     let store = held.inner();
+    // (A rotated-away id stays a forward for its grace window: it leads to the renewal's
+    // marker, and loads as nothing.)
     assert!(
-        !live(store, &old).await,
+        across == Across::ForwardedRead || !live(store, &old).await,
         "{across:?}: the old id grants nothing"
     );
     assert!(sessions
@@ -670,7 +682,7 @@ async fn across_a_renewal<S: Store + Clone>(
             assert!(has("renewed") && !has("other"), "{across:?}: {state:?}");
             assert_eq!(listed().await, usize::from(signed_in));
         }
-        Across::Touch | Across::TouchDue => {
+        Across::Touch | Across::TouchDue | Across::ForwardedRead => {
             assert_eq!(other.unwrap(), Some(Outcome::Moved), "cookie left alone");
             assert!(has("renewed"));
         }
@@ -837,6 +849,7 @@ macro_rules! races {
                     Touch,
                     TouchDue,
                     DetachHeld,
+                    ForwardedRead,
                     WriteHeld,
                     Detach,
                     SignIn,

@@ -37,7 +37,8 @@
 //! | `Continue` with `rotate` | anything else | [`Rotate`](Finish::Rotate) to the successor id, with the changes | set |
 //! | `Continue` | changed | [`Write`](Finish::Write) the changes | set if persistent (new expiry) or `forwarded` |
 //! | `Continue` with `refresh` | unchanged | [`Touch`](Finish::Touch) (extend the expiry) | set if persistent or `forwarded` |
-//! | `Continue` | unchanged | `Nothing` | set if `forwarded` |
+//! | `Continue`, `forwarded` | unchanged | `Touch`: the current id is handed out only if its record is still the version loaded | set |
+//! | `Continue` | unchanged | `Nothing` | – |
 //!
 //! A `Write` is of the keys the handler changed, not of the whole state: it lands on the
 //! record's current version even if another request wrote meanwhile (see
@@ -349,7 +350,9 @@ pub fn finish(start: Start, handled: Handled, persistent: bool) -> Plan {
             } else if refresh {
                 plan(Finish::Touch, false, expiry_moves)
             } else if forwarded {
-                plan(Finish::Nothing, false, CookieAction::Set)
+                // The client is handed its current id: touched, so that the id is checked
+                // against the version loaded (one renewed or ended meanwhile is not given).
+                plan(Finish::Touch, false, CookieAction::Set)
             } else {
                 plan(Finish::Nothing, false, CookieAction::Keep)
             }

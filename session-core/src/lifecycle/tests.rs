@@ -386,7 +386,7 @@ fn an_unchanged_session_costs_nothing() {
     );
     assert_eq!(
         finish(cont(false, false, true), UNTOUCHED, true),
-        plan(Finish::Nothing, false, CookieAction::Set),
-        "a forwarded client gets its current id"
+        plan(Finish::Touch, false, CookieAction::Set),
+        "a forwarded client gets its current id, checked against the version loaded"
     );
 }
