@@ -883,7 +883,57 @@ async fn one_redis_command_per_load_and_per_save() {
     let mut v3 = next(&v1, "c");
     v3.version = 3;
     Cache::put(&store, &key, &v3).await.unwrap();
-    assert_eq!(stats(&mut conn).await, script, "forward-only put");
+    // The put also reads the server's clock, for its deadline.
+    let mut put = script.clone();
+    put.push(("time".to_owned(), 1));
+    assert_eq!(stats(&mut conn).await, put, "forward-only put");
     Cache::get(&store, &key).await.unwrap();
     assert_eq!(stats(&mut conn).await, one("get"), "cache get");
+}
+
+/// A refill queued in a frozen Redis behind a tombstone: while the server is stopped, the
+/// tombstone's absolute expiry passes, so when it thaws the tombstone is already gone and
+/// the late refill would land, serving a session that was deleted. A put carries a
+/// deadline (its send time, the response timeout and a margin) that the script checks
+/// against the server's clock: the late put is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refill_held_in_a_frozen_redis_past_its_tombstone_is_refused() {
+    let Some(redis) = PrivateRedis::start().await else {
+        return;
+    };
+    let cache = RedisStore::builder(redis.url())
+        .response_timeout(Duration::from_millis(200))
+        .connection_timeout(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let k = key();
+    let v1 = record("v1");
+    cache.put(&k, &v1).await.unwrap();
+    assert!(cache.get(&k).await.unwrap().is_some());
+
+    redis.pause();
+    // A logout's tombstone, living one second, then a refill of the old version that read
+    // the database before the delete: both wait in the frozen server's input.
+    let until = SystemTime::now() + Duration::from_secs(1);
+    let (invalidated, refilled) = tokio::join!(cache.invalidate(&k, until), cache.put(&k, &v1));
+    assert!(
+        invalidated.is_err() && refilled.is_err(),
+        "frozen: both time out"
+    );
+    // Frozen past the tombstone's expiry and past the put's deadline.
+    tokio::time::sleep(Duration::from_millis(6_500)).await;
+    redis.resume();
+
+    let mut found = None;
+    for _ in 0..50 {
+        match cache.get(&k).await {
+            Ok(entry) => {
+                found = Some(entry);
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    let found = found.expect("the server answers again");
+    assert_eq!(value(&found), None, "the late refill landed: {found:?}");
 }

@@ -28,7 +28,10 @@ use crate::{telemetry, Cache, Clock, Record, Store, StoreError, SystemClock, Tok
 ///   is refused over the same or a newer one ([`Cache::put`]); a delete leaves a tombstone
 ///   for [`tombstone_ttl`](TieredStoreBuilder::tombstone_ttl) that refuses refills. So
 ///   neither a late refill nor writes arriving out of order leave the cache older than
-///   the database.
+///   the database. A cache write also carries a deadline (with
+///   [`RedisStore`](crate::store::RedisStore): its response timeout and 5 s, by the
+///   server's clock): one held in a frozen server until its tombstone expired is refused
+///   when the server thaws.
 /// - **A restarted cache comes back cold, not stale.** Entries the cache brings back from
 ///   before a restart (a snapshot, an append-only file, a promoted replica) read as misses
 ///   ([`RedisStore`](crate::store::RedisStore) tags entries with the server's `run_id`).
@@ -197,8 +200,9 @@ impl<C: Cache, D: Durable> TieredStoreBuilder<C, D> {
     }
 
     /// How long a deleted key's tombstone refuses cache refills: longer than a durable
-    /// read can take (see [`SqlStoreBuilder::timeout`](crate::store::SqlStoreBuilder::timeout)).
-    /// Default: 30 s.
+    /// read can take (see [`SqlStoreBuilder::timeout`](crate::store::SqlStoreBuilder::timeout)),
+    /// and longer than the cache's write deadline (a Redis cache's response timeout and
+    /// 5 s). Default: 30 s.
     pub fn tombstone_ttl(mut self, ttl: Duration) -> Self {
         self.tombstone_ttl = ttl;
         self

@@ -83,7 +83,14 @@ pub struct RedisStore {
     link: Arc<Link>,
     prefix: Arc<str>,
     clock: Arc<dyn Clock>,
+    /// How long after it was sent a cache write may still run (see [`PUT`]).
+    put_deadline: Duration,
 }
+
+/// Added to the response timeout for a cache write's deadline: room for the clocks of the
+/// application and the server to differ. Shorter than a tombstone lives (30 s by default),
+/// so that a write the server runs later than this never meets an expired tombstone.
+const PUT_DEADLINE_MARGIN: Duration = Duration::from_secs(5);
 
 impl std::fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -148,6 +155,7 @@ impl RedisStoreBuilder {
             link: Arc::new(Link::new(client, config)),
             prefix: self.prefix.into(),
             clock: self.clock,
+            put_deadline: self.response_timeout.saturating_add(PUT_DEADLINE_MARGIN),
         })
     }
 }
@@ -167,12 +175,19 @@ return 1
 });
 
 /// The forward-only cache write. KEYS[1] key; ARGV: value, expiry (ms), version,
-/// generation, now (ms). Refused over a live entry (by the store's clock) of the same
-/// generation holding the same or a newer version, and over a live tombstone of any
-/// generation (a delete must win over a refill that read before it, across a restart).
+/// generation, now (ms), deadline (ms, by the wall clock). Refused over a live entry (by
+/// the store's clock) of the same generation holding the same or a newer version, over a
+/// live tombstone of any generation (a delete must win over a refill that read before it,
+/// across a restart), and when the server runs it after its deadline by its own clock: a
+/// write held in a frozen server past the response timeout was reported failed, and the
+/// tombstone it must not pass may have expired meanwhile.
 static PUT: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
+local time = redis.call('TIME')
+if tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000) > tonumber(ARGV[6]) then
+  return 0
+end
 local head = redis.call('GETRANGE', KEYS[1], 0, 47)
 if string.len(head) == 48 and string.sub(head, 17, 17) ~= '{'
    and (tonumber(string.sub(head, 1, 16), 16) or 0) > tonumber(ARGV[5]) then
@@ -382,7 +397,9 @@ impl Cache for RedisStore {
             .arg(expires_ms.max(1))
             .arg(hex(record.version))
             .arg(&*conn.generation)
-            .arg(to_millis(self.clock.now()));
+            .arg(to_millis(self.clock.now()))
+            // By the wall clock, which the server's is compared with (not a test clock).
+            .arg(to_millis(SystemTime::now() + self.put_deadline));
         // Written with the generation of the connection it goes through: if that one broke
         // and another is made, the entry belongs to the old generation and reads as a miss.
         self.link
