@@ -180,13 +180,14 @@ return 1
 /// live tombstone of any generation (a delete must win over a refill that read before it,
 /// across a restart), and when the server runs it after its deadline by its own clock: a
 /// write held in a frozen server past the response timeout was reported failed, and the
-/// tombstone it must not pass may have expired meanwhile.
+/// tombstone it must not pass may have expired meanwhile. Returns 1 written, 0 refused
+/// (a newer entry or a tombstone), -1 past the deadline.
 static PUT: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 local time = redis.call('TIME')
 if tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000) > tonumber(ARGV[6]) then
-  return 0
+  return -1
 end
 local head = redis.call('GETRANGE', KEYS[1], 0, 47)
 if string.len(head) == 48 and string.sub(head, 17, 17) ~= '{'
@@ -402,11 +403,20 @@ impl Cache for RedisStore {
             .arg(to_millis(SystemTime::now() + self.put_deadline));
         // Written with the generation of the connection it goes through: if that one broke
         // and another is made, the entry belongs to the old generation and reads as a miss.
-        self.link
+        let (written, _) = self
+            .link
             .run_on(conn, |mut conn| async move {
                 invocation.invoke_async::<i64>(&mut conn).await
             })
             .await?;
+        if written < 0 {
+            // Only a server whose clock runs ahead of ours by more than the margin
+            // answers this in time: an error, so that the caller repairs the key instead
+            // of trusting an entry that was not replaced.
+            return Err(StoreError::unavailable(
+                "the Redis server ran a cache write after its deadline: is its clock ahead of this host's?",
+            ));
+        }
         Ok(())
     }
 
