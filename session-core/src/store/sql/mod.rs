@@ -238,9 +238,9 @@ pub trait Dialect: private::Sealed {
     /// takes no table lock; `None` where DDL is cheap enough to run every time (SQLite).
     #[doc(hidden)]
     const LAYOUT_CURRENT: Option<&'static str>;
-    /// Taken at the start of the migration's transaction (bind: the table), so that
-    /// instances migrating at once take turns; `None` where the backend serializes DDL
-    /// itself (SQLite: one writer).
+    /// Taken on the migration's own connection before it changes anything (bind: the
+    /// table), held until that connection closes, so that instances migrating at once
+    /// take turns; `None` where the backend serializes DDL itself (SQLite: one writer).
     #[doc(hidden)]
     const MIGRATION_LOCK: Option<&'static str>;
 }
@@ -422,45 +422,49 @@ macro_rules! impl_sql_store {
             /// `expires_hour` one). Idempotent: safe to run at every start. On PostgreSQL
             /// a layout that is already current costs one catalog query and no table lock,
             /// so a restarting process never queues behind (or in front of) the
-            /// application's transactions. Otherwise the migration is one transaction, and
-            /// instances migrating at once take turns (on PostgreSQL, behind an advisory
-            /// lock on the table's name, held until the transaction ends).
+            /// application's transactions. Otherwise instances migrating at once take
+            /// turns (on PostgreSQL, behind a session advisory lock on the table's name,
+            /// on a connection of the migration's own); each statement commits on its own.
             ///
             /// # Errors
             ///
             /// [`StoreError::Unavailable`]($crate::StoreError::Unavailable) if the
             /// statements fail.
             pub async fn migrate(&self) -> Result<(), $crate::StoreError> {
-                if let Some(check) = <Self as super::Dialect>::LAYOUT_CURRENT {
-                    // DDL takes table locks even when it has nothing to do (ALTER TABLE
-                    // … IF NOT EXISTS takes an exclusive one); skip it when up to date.
-                    let (new_index, old_index) = &self.sql.index_names;
-                    let current: bool = sqlx::query_scalar(check)
-                        .bind(&self.sql.table)
-                        .bind(new_index)
-                        .bind(old_index)
-                        .bind(&self.sql.stale_table)
-                        .fetch_one(&self.pool)
-                        .await?;
-                    if current {
-                        return Ok(());
-                    }
+                if self.layout_current(&self.pool).await? {
+                    return Ok(());
                 }
-                // One transaction, behind a lock where the backend needs it: instances
-                // starting at once take turns (`CREATE TABLE IF NOT EXISTS` racing itself
-                // fails on PostgreSQL), and a failed migration leaves nothing half done.
-                let mut tx = self.pool.begin().await?;
-                if let Some(lock) = <Self as super::Dialect>::MIGRATION_LOCK {
-                    sqlx::query(lock)
-                        .bind(&self.sql.table)
-                        .execute(&mut *tx)
-                        .await?;
+                let Some(lock) = <Self as super::Dialect>::MIGRATION_LOCK else {
+                    let mut conn = self.pool.acquire().await?;
+                    return self.change_layout(&mut conn).await;
+                };
+                // On a connection of its own, never returned to the pool (dropped, it
+                // closes, and the server releases the lock): instances starting at once
+                // take turns (`CREATE TABLE IF NOT EXISTS` racing itself fails on
+                // PostgreSQL). Each statement commits on its own, so the table is locked
+                // only as long as each one needs.
+                let mut conn = self.pool.acquire().await?.detach();
+                sqlx::query(lock)
+                    .bind(&self.sql.table)
+                    .execute(&mut conn)
+                    .await?;
+                // Another instance may have migrated while this one waited.
+                if self.layout_current(&mut conn).await? {
+                    return Ok(());
                 }
+                self.change_layout(&mut conn).await
+            }
+
+            /// The migration's statements, on `conn`.
+            async fn change_layout(
+                &self,
+                conn: &mut <$db as sqlx::Database>::Connection,
+            ) -> Result<(), $crate::StoreError> {
                 sqlx::query(&self.sql.create_table)
-                    .execute(&mut *tx)
+                    .execute(&mut *conn)
                     .await?;
                 for add_column in [&self.sql.add_hour_column, &self.sql.add_version_column] {
-                    if let Err(err) = sqlx::query(add_column).execute(&mut *tx).await {
+                    if let Err(err) = sqlx::query(add_column).execute(&mut *conn).await {
                         // Backends without `ADD COLUMN IF NOT EXISTS` (SQLite): already there.
                         let duplicate = err
                             .as_database_error()
@@ -475,10 +479,31 @@ macro_rules! impl_sql_store {
                     &self.sql.create_index,
                     &self.sql.create_stale,
                 ] {
-                    sqlx::query(ddl).execute(&mut *tx).await?;
+                    sqlx::query(ddl).execute(&mut *conn).await?;
                 }
-                tx.commit().await?;
                 Ok(())
+            }
+
+            /// Whether the table already has the current layout (`false` where the
+            /// backend cannot tell cheaply: SQLite, whose DDL is cheap).
+            async fn layout_current<'c, E>(&self, executor: E) -> Result<bool, $crate::StoreError>
+            where
+                E: sqlx::Executor<'c, Database = $db>,
+            {
+                let Some(check) = <Self as super::Dialect>::LAYOUT_CURRENT else {
+                    return Ok(false);
+                };
+                // DDL takes table locks even when it has nothing to do (ALTER TABLE …
+                // IF NOT EXISTS takes an exclusive one); skip it when up to date.
+                let (new_index, old_index) = &self.sql.index_names;
+                let current: bool = sqlx::query_scalar(check)
+                    .bind(&self.sql.table)
+                    .bind(new_index)
+                    .bind(old_index)
+                    .bind(&self.sql.stale_table)
+                    .fetch_one(executor)
+                    .await?;
+                Ok(current)
             }
         }
 

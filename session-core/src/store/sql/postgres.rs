@@ -21,7 +21,9 @@ impl Dialect for PostgresStore {
          AND to_regclass($2) IS NOT NULL AND to_regclass($3) IS NULL \
          AND to_regclass($4) IS NOT NULL",
     );
-    const MIGRATION_LOCK: Option<&'static str> = Some("SELECT pg_advisory_xact_lock(hashtext($1))");
+    // The two-key form, in a space of its own: no clash with an application's locks.
+    const MIGRATION_LOCK: Option<&'static str> =
+        Some("SELECT pg_advisory_lock(hashtext('session_core.migrate'), hashtext($1))");
 }
 
 impl PostgresStore {
