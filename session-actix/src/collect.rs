@@ -67,6 +67,9 @@ pub(crate) fn collect(
         // removes their keys, one that pushes adds keys, and the two never overwrite each
         // other's change.
         if !purged {
+            for key in &frame.broken_flash_keys {
+                changes.remove(key.clone());
+            }
             if frame.flash_shown {
                 for key in &frame.incoming_flash_keys {
                     changes.remove(key.clone());

@@ -23,25 +23,36 @@ pub(crate) fn is_flash_key(key: &str) -> bool {
         .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
 }
 
-/// Counts the messages this process pushed: orders those pushed within one millisecond.
-static PUSHED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+/// The time of the last message key this process made (milliseconds since the Unix
+/// epoch): keys are made in increasing order, even within one millisecond or across a step
+/// of the clock back.
+static LAST_KEY_TIME: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
-/// A fresh key for a pushed message: milliseconds since the Unix epoch and this process's
-/// count of pushed messages (so that keys sort in the order messages were pushed, to the
-/// millisecond across instances), and 64 random bits.
+/// A fresh key for a pushed message: `__flash.`, when it was pushed (milliseconds since
+/// the Unix epoch, 11 hex digits, increasing within this process, so that keys sort in the
+/// order messages were pushed, to the millisecond across instances) and 32 random bits
+/// (27 bytes in all: small in a cookie-only session too).
 pub(crate) fn message_key() -> Result<String, session_core::StoreError> {
     use ring::rand::SecureRandom as _;
-    let mut suffix = [0u8; 8];
+    use std::sync::atomic::Ordering;
+    let mut suffix = [0u8; 4];
     ring::rand::SystemRandom::new()
         .fill(&mut suffix)
         .map_err(|_| session_core::StoreError::unavailable("no randomness for a flash key"))?;
-    let millis = std::time::SystemTime::now()
+    let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_millis());
-    let nth = PUSHED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        .map_or(0, |elapsed| {
+            u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
+        });
+    let previous = LAST_KEY_TIME
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |last| {
+            Some(now.max(last.saturating_add(1)))
+        })
+        .unwrap_or(now);
+    let time = now.max(previous.saturating_add(1));
     Ok(format!(
-        "{FLASH_KEY}.{millis:013}-{nth:016x}-{:016x}",
-        u64::from_be_bytes(suffix)
+        "{FLASH_KEY}.{time:011x}{:08x}",
+        u32::from_be_bytes(suffix)
     ))
 }
 

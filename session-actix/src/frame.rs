@@ -20,6 +20,8 @@ pub(crate) struct Frame {
     pub(crate) incoming_flash: Vec<FlashMessage>,
     /// The state keys `incoming_flash` was stored under: removed once they are shown.
     pub(crate) incoming_flash_keys: Vec<String>,
+    /// Flash keys whose value does not decode: removed by the request.
+    pub(crate) broken_flash_keys: Vec<String>,
     /// Whether a handler read `incoming_flash`: then they leave the session.
     pub(crate) flash_shown: bool,
     /// Messages pushed by this request, for a later one.

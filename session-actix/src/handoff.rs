@@ -32,6 +32,7 @@ pub(crate) fn hand_over(
     directory: Option<Arc<dyn Directory>>,
 ) {
     let mut flash: Vec<(&str, Vec<FlashMessage>)> = Vec::new();
+    let mut broken_flash_keys = Vec::new();
     let mut principal = None;
     if let Some(record) = given {
         let session = req.get_session();
@@ -43,11 +44,13 @@ pub(crate) fn hand_over(
                 } else {
                     serde_json::from_str(value.get()).map(|message| vec![message])
                 };
-                let messages = decoded.unwrap_or_else(|err| {
-                    tracing::warn!(error = %err, "a pending flash message does not decode; dropped");
-                    Vec::new()
-                });
-                flash.push((key.as_str(), messages));
+                match decoded {
+                    Ok(messages) => flash.push((key.as_str(), messages)),
+                    Err(err) => {
+                        tracing::warn!(error = %err, "a pending flash message does not decode; dropped");
+                        broken_flash_keys.push(key.clone());
+                    }
+                }
                 continue;
             }
             if key == USER_KEY {
@@ -74,6 +77,7 @@ pub(crate) fn hand_over(
         flash_enabled,
         incoming_flash,
         incoming_flash_keys,
+        broken_flash_keys,
         flash_shown: false,
         flash_pushed: Vec::new(),
         flash_after_purge: Vec::new(),

@@ -211,3 +211,36 @@ async fn messages_of_an_earlier_release_are_shown_once() {
     let again = test::TestRequest::get().uri("/").cookie(cookie);
     assert_eq!(test::call_and_read_body(&app, again.to_request()).await, "");
 }
+
+/// A pending message that does not decode is dropped by the next request, whether or not
+/// its handler reads messages (it would otherwise stay for good).
+#[actix_web::test]
+async fn an_undecodable_message_is_dropped() {
+    use actix_web::{test, web, App};
+    use session_actix::{testing::TestSessions, Session};
+
+    let sessions = TestSessions::new();
+    let app = test::init_service(App::new().wrap(sessions.layer()).route(
+        "/",
+        web::post().to(|session: Session| async move {
+            session.insert("seen", true).unwrap();
+            "ok"
+        }),
+    ))
+    .await;
+    let broken = format!("{}.0000000000000000000", session_actix::FLASH_KEY);
+    let cookie = sessions
+        .cookie_with_entries([(broken.clone(), serde_json::json!({"not": "a message"}))])
+        .await;
+    let res = test::call_service(
+        &app,
+        test::TestRequest::post()
+            .uri("/")
+            .cookie(cookie)
+            .to_request(),
+    )
+    .await;
+    let record = sessions.record(&res).await.expect("the session lives");
+    assert!(!record.state.contains_key(&broken), "{:?}", record.state);
+    assert!(record.state.contains_key("seen"));
+}
