@@ -318,8 +318,8 @@ async fn costs<S: Store + Clone>(f: Fixture<S>) {
     (f.costs)();
     // Signing out: the load; the session claimed by a conditional write and its family
     // ended (a delete and a marker for each of the two derived successors); then the
-    // index lets go of the entry: read, a read of the entry's other key (the id the
-    // session rotated away from), the conditional removal (read and written). 10 calls;
+    // index lets go of the entry: read, a read of the entry's one key the request did not
+    // write itself, the conditional removal (read and written). 10 calls;
     // in the tiered store a statement and a cache command for most (19).
     c.post(&app, "/sign-out").await;
     let (cache, durable) = (f.costs)();

@@ -56,9 +56,11 @@
 //! session's own entry, when it signs in again). Two sign-ins at the same instant may both
 //! find room; the next sign-in ends the excess. With a limit of 1, a sign-in submitted
 //! twice at once may end its twin (the browser keeps whichever response came last). An
-//! entry holds eight keys (more, up to 32, only while they were all added within two idle
-//! timeouts: the branches of a forked session) and a short client description, so an
-//! index stays small whatever the sessions hold; it is not bound by `max_record_bytes`.
+//! entry holds the key each branch of the session lives under and the successor of a
+//! rotation in flight (a key rotated away from goes once its successor is used), at most
+//! eight unless all were added within two idle timeouts (up to 32), and a short client
+//! description, so an index stays small whatever the sessions hold; it is not bound by
+//! `max_record_bytes`.
 //!
 //! # Costs
 //!
@@ -216,6 +218,11 @@ struct Entry {
     /// at least once per idle timeout (with the index's extension).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     added: Vec<u64>,
+    /// For each of `keys` a rotation named as the successor: the key it rotates from
+    /// (empty otherwise). Once the successor is used, the key it came from is only a
+    /// forward, and goes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    from: Vec<String>,
     /// The client, as [`Principal::agent`].
     #[serde(default)]
     agent: String,
@@ -243,20 +250,25 @@ impl Entry {
         self.until != 0 && from_millis(self.until) + CLOCK_MARGIN <= now
     }
 
-    /// Adds `keys` as the most recent, at `now`. Beyond [`MAX_KEYS`], the oldest keys
-    /// not added since `stale_before` go (no session can still live under them: a live
-    /// one's key is added again at least once per idle timeout); a key added since stays,
-    /// however many there are (a fork whose branch is idle while the other rotates), up
-    /// to [`MAX_KEYS_HELD`].
-    fn add(&mut self, keys: &[String], now: u64, stale_before: u64) {
+    /// Adds `current` (the key a request's session lives under, or a new session's) and
+    /// the `successor` a rotation of it moves it to, as the most recent, at `now`.
+    ///
+    /// A key used means the rotation that made it landed: the key it was rotated from is
+    /// a forward by then, and goes. Beyond [`MAX_KEYS`], the oldest keys not added since
+    /// `stale_before` go too (no session can still live under them: a live one's key is
+    /// added again at least once per idle timeout); a key added since stays (the branch
+    /// of a forked session that idles while the other is used), up to [`MAX_KEYS_HELD`].
+    fn add(&mut self, current: &str, successor: Option<&str>, now: u64, stale_before: u64) {
         self.added.resize(self.keys.len(), 0);
-        for key in keys {
-            if let Some(at) = self.keys.iter().position(|known| known == key) {
-                self.keys.remove(at);
-                self.added.remove(at);
-            }
-            self.keys.push(key.clone());
-            self.added.push(now);
+        self.from.resize(self.keys.len(), String::new());
+        let rotated_from = self.take(current).unwrap_or_default();
+        if !rotated_from.is_empty() {
+            self.take(&rotated_from);
+        }
+        self.push(current, String::new(), now);
+        if let Some(successor) = successor {
+            self.take(successor);
+            self.push(successor, current.to_owned(), now);
         }
         while self.keys.len() > MAX_KEYS {
             let stale = self.added.iter().position(|&added| added < stale_before);
@@ -265,9 +277,29 @@ impl Entry {
                 None if self.keys.len() > MAX_KEYS_HELD => 0,
                 None => break,
             };
-            self.keys.remove(at);
-            self.added.remove(at);
+            self.remove_at(at);
         }
+        if self.from.iter().all(String::is_empty) {
+            self.from.clear();
+        }
+    }
+
+    /// Removes `key`; the key it was rotated from, if it was.
+    fn take(&mut self, key: &str) -> Option<String> {
+        let at = self.keys.iter().position(|known| known == key)?;
+        Some(self.remove_at(at))
+    }
+
+    fn remove_at(&mut self, at: usize) -> String {
+        self.keys.remove(at);
+        self.added.remove(at);
+        self.from.remove(at)
+    }
+
+    fn push(&mut self, key: &str, from: String, now: u64) {
+        self.keys.push(key.to_owned());
+        self.added.push(now);
+        self.from.push(from);
     }
 }
 
@@ -912,13 +944,14 @@ impl<S: Store> Sessions<S> {
                 .map(|before| before.entry.as_str());
             self.make_room(&index, replaced, now).await?;
         }
-        let keys: Vec<String> = std::iter::once(key)
-            .chain(next)
-            .map(|key| key.as_str().to_owned())
-            .collect();
+        let (current, successor) = (
+            key.as_str().to_owned(),
+            next.map(|next| next.as_str().to_owned()),
+        );
         let fresh_entry = Entry {
             keys: Vec::new(),
             added: Vec::new(),
+            from: Vec::new(),
             agent: principal.agent.clone(),
             at: to_millis(now),
             until: 0,
@@ -943,7 +976,7 @@ impl<S: Store> Sessions<S> {
                     Some(old) => serde_json::from_str::<Entry>(old.get())
                         .unwrap_or_else(|_| fresh_entry.clone()),
                 };
-                entry.add(&keys, now_ms, stale_before);
+                entry.add(&current, successor.as_deref(), now_ms, stale_before);
                 entry.until = entry.until.max(until_ms);
                 match serde_json::value::to_raw_value(&entry) {
                     Ok(raw) => {
@@ -1088,27 +1121,28 @@ mod tests {
         let mut entry = Entry {
             keys: Vec::new(),
             added: Vec::new(),
+            from: Vec::new(),
             agent: String::new(),
             at: 0,
             until: 0,
         };
-        // Twenty keys added recently (a fork's idle branch among them): all kept.
+        // Twenty sessions' keys added recently (the branches of a fork): all kept.
         for n in 0..20 {
-            entry.add(&[key(n)], 1_000 + n as u64, 500);
+            entry.add(&key(n), None, 1_000 + n as u64, 500);
         }
         assert_eq!(entry.keys.len(), 20);
         assert_eq!(entry.keys[0], key(0));
         // Once the first twelve are stale, adding one drops them down to eight.
-        entry.add(&[key(20)], 5_000, 1_012);
+        entry.add(&key(20), None, 5_000, 1_012);
         assert_eq!(entry.keys.len(), 9, "{:?}", entry.keys);
         assert_eq!(entry.keys[0], key(12));
         // Adding a key again moves it to the end, as recent.
-        entry.add(&[key(12)], 5_001, 1_012);
+        entry.add(&key(12), None, 5_001, 1_012);
         assert_eq!(entry.keys.last(), Some(&key(12)));
         assert_eq!(entry.keys.len(), 9);
         // Never more than MAX_KEYS_HELD, stale or not.
         for n in 100..150 {
-            entry.add(&[key(n)], 6_000, 0);
+            entry.add(&key(n), None, 6_000, 0);
         }
         assert_eq!(entry.keys.len(), MAX_KEYS_HELD);
         assert_eq!(entry.keys.last(), Some(&key(149)));
@@ -1116,5 +1150,33 @@ mod tests {
         let old: Entry =
             serde_json::from_str(&format!(r#"{{"keys":["{}","{}"]}}"#, key(1), key(2))).unwrap();
         assert_eq!(old.added, Vec::<u64>::new());
+    }
+
+    #[test]
+    fn a_used_successor_retires_the_key_it_was_rotated_from() {
+        let key = |n: usize| format!("{n:064x}");
+        let mut entry = Entry {
+            keys: Vec::new(),
+            added: Vec::new(),
+            from: Vec::new(),
+            agent: String::new(),
+            at: 0,
+            until: 0,
+        };
+        entry.add(&key(0), None, 1, 0);
+        // An idle fork's key, which no rotation made: it stays.
+        entry.add(&key(99), None, 1, 0);
+        // Rotations 0 -> 1 -> ... -> 40, each successor used by the next.
+        for n in 0..40 {
+            entry.add(&key(n), Some(&key(n + 1)), 2 + n as u64, 0);
+        }
+        assert_eq!(entry.keys, [key(99), key(39), key(40)], "heads only");
+        // A rotation that did not land (its successor never used) keeps the old key.
+        entry.add(&key(40), Some(&key(41)), 100, 0);
+        entry.add(&key(40), None, 101, 0);
+        assert!(entry.keys.contains(&key(40)) && entry.keys.contains(&key(41)));
+        let json = serde_json::to_string(&entry).unwrap();
+        let back: Entry = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, entry);
     }
 }
