@@ -118,3 +118,44 @@ async fn a_silent_database_answers_writes_with_a_500_within_the_timeout() {
     assert!(matches!(healed, 3 | 4), "{healed}");
     assert_eq!(client.get(&app, "/count").await.body, healed.to_string());
 }
+
+/// A refresh (a read that only moves the session's expiry) while the database is down:
+/// it acknowledges nothing, so the request is served from the cache and the session keeps
+/// the expiry it had, instead of the refresh turning a cached read into a 500.
+#[actix_web::test]
+async fn a_refresh_with_the_database_down_serves_the_request() {
+    use session_core::store::Faulty;
+
+    let clock = ManualClock::starting_now();
+    let (Some(cache), Some(durable)) = (
+        testing::redis_store(&clock).await,
+        testing::postgres_store(&clock).await,
+    ) else {
+        return;
+    };
+    let durable = Faulty::new(durable);
+    let store = TieredStore::builder(cache, durable.clone())
+        .clock(clock.clone())
+        .repair_interval(Duration::from_secs(3600))
+        .build();
+    let layer = session_actix::SessionLayer::builder(store, Key::generate())
+        .clock(clock.clone())
+        .cookie_secure(false)
+        .idle_timeout(Duration::from_secs(600))
+        .build()
+        .unwrap();
+    let app = common::app(layer).await;
+    let mut client = Client::new();
+    assert_eq!(client.post(&app, "/inc").await.body, "1");
+    // Past a quarter of the idle timeout: the next read refreshes.
+    clock.advance(Duration::from_secs(200));
+    durable.set_down(true);
+    let read = client.get(&app, "/count").await;
+    assert_eq!(read.status, StatusCode::OK);
+    assert_eq!(read.body, "1");
+    // A write is refused (it would be acknowledged), opaquely.
+    let write = client.post(&app, "/inc").await;
+    assert_eq!(write.status, StatusCode::INTERNAL_SERVER_ERROR);
+    durable.set_down(false);
+    assert_eq!(client.post(&app, "/inc").await.body, "2");
+}

@@ -406,8 +406,18 @@ impl<S: Store> Sessions<S> {
                     return Ok(None);
                 };
                 let version = loaded.record.version;
-                if self.store.touch(&loaded.key, version, expires_at).await? {
-                    return Ok(Some(Outcome::Live(loaded.token, expires_at)));
+                match self.store.touch(&loaded.key, version, expires_at).await {
+                    Ok(true) => return Ok(Some(Outcome::Live(loaded.token, expires_at))),
+                    Ok(false) => {}
+                    // A refresh acknowledges nothing: with the store down, the request is
+                    // served and the session keeps the expiry it had (the client, the id
+                    // it was loaded under).
+                    Err(err) if err.is_unavailable() && changes.is_empty() => {
+                        tracing::warn!(session = %loaded.key, error = %err, "could not move the session's expiry; it keeps the one it had");
+                        let expires_at = loaded.record.expires_at;
+                        return Ok(Some(Outcome::Live(loaded.token, expires_at)));
+                    }
+                    Err(err) => return Err(err),
                 }
                 // Written, rotated or ended since it was loaded: a write of nothing decides
                 // on what is there now (follows a rotation to the successor's id, never
