@@ -521,8 +521,7 @@ impl<S: Store> Sessions<S> {
                         next.state = session.state.clone();
                         changes.apply(&mut next.state);
                         if let Err(err) = self.check_size(&next) {
-                            self.store.delete(&fresh_key).await?;
-                            return Err(err);
+                            return self.abandon(&fresh_key, err).await;
                         }
                         match self.store.update(&fresh_key, record.version, &next).await {
                             Ok(true) => {}
@@ -558,8 +557,8 @@ impl<S: Store> Sessions<S> {
                 }
             }
         }
-        self.store.delete(&fresh_key).await?;
-        Err(StoreError::Conflict(MAX_UPDATE_ATTEMPTS))
+        self.abandon(&fresh_key, StoreError::Conflict(MAX_UPDATE_ATTEMPTS))
+            .await
     }
 
     /// A renewal's claim of `key` failed with `err`: the claim may have landed all the
@@ -620,7 +619,10 @@ impl<S: Store> Sessions<S> {
     }
 
     /// The record under `key` in the store of record; a corrupt one reads as absent.
-    async fn reload_session(&self, key: &TokenHash) -> Result<Option<Record>, SessionsError> {
+    pub(super) async fn reload_session(
+        &self,
+        key: &TokenHash,
+    ) -> Result<Option<Record>, SessionsError> {
         match self.store.reload(key).await {
             Err(err) if err.is_corrupt() => Ok(None),
             other => other,

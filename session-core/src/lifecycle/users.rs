@@ -205,7 +205,7 @@ impl Principal {
 }
 
 /// One session in a user's index.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 struct Entry {
     /// The keys the session may live under, most recent last: where it lives, the
     /// successor a rotation in progress moves it to, and (when requests of one session
@@ -301,6 +301,11 @@ impl Entry {
         self.added.push(now);
         self.from.push(from);
     }
+}
+
+/// Whether `record` is a session itself: neither an ended marker nor a rotation's forward.
+fn is_session(record: &Record) -> bool {
+    !record.meta.ended && record.meta.successor().is_none()
 }
 
 /// How many keys an entry keeps when older ones are stale.
@@ -552,8 +557,7 @@ impl<S: Store> Sessions<S> {
         let marker = self.ended_marker(now);
         let foreign = |record: &Record| {
             owner.is_some_and(|owner| {
-                !record.meta.ended
-                    && record.meta.successor().is_none()
+                is_session(record)
                     && Principal::of(&record.state).is_none_or(|principal| principal.entry != owner)
             })
         };
@@ -598,16 +602,11 @@ impl<S: Store> Sessions<S> {
                 // Written again and again meanwhile (a busy session): replace it outright.
                 // Nothing can create it again once the marker is there, and a rotation of
                 // it names its successor in the index first (ended next, below).
-                let record = match self.store.reload(&key).await {
-                    Err(err) if err.is_corrupt() => None,
-                    other => other?,
-                };
+                let record = self.reload_session(&key).await?;
                 if record.as_ref().is_some_and(foreign) {
                     return Ok(ended_live);
                 }
-                ended_live |= record
-                    .as_ref()
-                    .is_some_and(|record| !record.meta.ended && record.meta.successor().is_none());
+                ended_live |= record.as_ref().is_some_and(is_session);
                 successor = successor.or_else(|| {
                     record
                         .filter(|record| !record.meta.ended || owner.is_none())
@@ -702,13 +701,8 @@ impl<S: Store> Sessions<S> {
                         continue;
                     }
                     checked.push(key.clone());
-                    let found = match self.store.reload(&key).await {
-                        Err(err) if err.is_corrupt() => None,
-                        other => other?,
-                    };
-                    let holds = found.is_some_and(|record| {
-                        !record.meta.ended
-                            && record.meta.successor().is_none()
+                    let holds = self.reload_session(&key).await?.is_some_and(|record| {
+                        is_session(&record)
                             && Principal::of(&record.state).is_some_and(|p| p.entry == id)
                     });
                     if holds {
@@ -949,12 +943,9 @@ impl<S: Store> Sessions<S> {
             next.map(|next| next.as_str().to_owned()),
         );
         let fresh_entry = Entry {
-            keys: Vec::new(),
-            added: Vec::new(),
-            from: Vec::new(),
             agent: principal.agent.clone(),
             at: to_millis(now),
-            until: 0,
+            ..Entry::default()
         };
         let until_ms = to_millis(until);
         let now_ms = to_millis(now);
@@ -1118,14 +1109,7 @@ mod tests {
     #[test]
     fn entries_keep_recent_keys_and_drop_stale_ones() {
         let key = |n: usize| format!("{n:064x}");
-        let mut entry = Entry {
-            keys: Vec::new(),
-            added: Vec::new(),
-            from: Vec::new(),
-            agent: String::new(),
-            at: 0,
-            until: 0,
-        };
+        let mut entry = Entry::default();
         // Twenty sessions' keys added recently (the branches of a fork): all kept.
         for n in 0..20 {
             entry.add(&key(n), None, 1_000 + n as u64, 500);
@@ -1155,14 +1139,7 @@ mod tests {
     #[test]
     fn a_used_successor_retires_the_key_it_was_rotated_from() {
         let key = |n: usize| format!("{n:064x}");
-        let mut entry = Entry {
-            keys: Vec::new(),
-            added: Vec::new(),
-            from: Vec::new(),
-            agent: String::new(),
-            at: 0,
-            until: 0,
-        };
+        let mut entry = Entry::default();
         entry.add(&key(0), None, 1, 0);
         // An idle fork's key, which no rotation made: it stays.
         entry.add(&key(99), None, 1, 0);
