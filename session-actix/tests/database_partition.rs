@@ -14,26 +14,7 @@ use std::time::{Duration, Instant};
 
 use actix_web::{cookie::Key, http::StatusCode};
 use common::Client;
-use proxy::Proxy;
-use session_core::{
-    store::{PostgresStore, TieredStore},
-    testing, ManualClock,
-};
-
-/// The address of the database in `url` (`postgres://user@host:port/db`).
-fn address(url: &str) -> std::net::SocketAddr {
-    let host_port = url
-        .split('@')
-        .nth(1)
-        .and_then(|rest| rest.split('/').next())
-        .unwrap();
-    let host_port = if host_port.contains(':') {
-        host_port.to_owned()
-    } else {
-        format!("{host_port}:5432")
-    };
-    host_port.replace("localhost", "127.0.0.1").parse().unwrap()
-}
+use session_core::{store::TieredStore, testing, ManualClock};
 
 #[actix_web::test]
 async fn a_silent_database_answers_writes_with_a_500_within_the_timeout() {
@@ -44,22 +25,9 @@ async fn a_silent_database_answers_writes_with_a_500_within_the_timeout() {
     ) else {
         return;
     };
-    let target = address(&testing::database_url());
-    let proxy = Proxy::start(target).await;
-    let url = testing::database_url().replace(&target.port().to_string(), &proxy.port.to_string());
-    let pool = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(2)
-        .test_before_acquire(false)
-        .connect(&url)
-        .await
-        .unwrap();
     let timeout = Duration::from_millis(500);
-    let durable = PostgresStore::builder(pool)
-        .table_name(direct.table_name())
-        .clock(clock.clone())
-        .timeout(timeout)
-        .build()
-        .unwrap();
+    let (proxy, durable) =
+        proxy::proxied_postgres(&testing::database_url(), &direct, &clock, timeout).await;
     let store = TieredStore::builder(cache, durable)
         .clock(clock.clone())
         .repair_interval(Duration::from_secs(3600))

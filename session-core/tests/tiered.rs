@@ -9,12 +9,12 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
-use common::{private_redis::PrivateRedis, proxy::Proxy};
+use common::{private_redis::PrivateRedis, proxy, proxy::Proxy};
 use serde_json::value::to_raw_value;
 use session_core::{
     store::{
         apply_changes, Applied, CacheState, Counted, Durable, Faulty, Held, HoldAt, MemoryStore,
-        OpCounts, PostgresStore, RedisStore, SqliteStore, TieredStore,
+        OpCounts, RedisStore, SqliteStore, TieredStore,
     },
     Cache, Changes, ManualClock, Record, SessionToken, Store, TokenHash,
 };
@@ -753,23 +753,9 @@ async fn a_silent_database_fails_writes_within_the_timeout() {
     let Some(direct) = common::postgres_store(&clock).await else {
         return;
     };
-    let target: std::net::SocketAddr = url_addr(&common::database_url());
-    let proxy = Proxy::start(target).await;
-    let url =
-        common::database_url().replace(&format!("{}", target.port()), &proxy.port.to_string());
-    let pool = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(2)
-        .test_before_acquire(false)
-        .connect(&url)
-        .await
-        .unwrap();
     let timeout = Duration::from_millis(500);
-    let store = PostgresStore::builder(pool)
-        .table_name(direct.table_name())
-        .clock(clock.clone())
-        .timeout(timeout)
-        .build()
-        .unwrap();
+    let (proxy, store) =
+        proxy::proxied_postgres(&common::database_url(), &direct, &clock, timeout).await;
     let k = key();
     let v1 = record("v1");
     assert!(store.create(&k, &v1).await.unwrap());
@@ -805,20 +791,6 @@ async fn a_silent_database_fails_writes_within_the_timeout() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(healed, "the store did not recover after the partition");
-}
-
-fn url_addr(url: &str) -> std::net::SocketAddr {
-    let host_port = url
-        .split('@')
-        .nth(1)
-        .and_then(|rest| rest.split('/').next())
-        .unwrap();
-    let host_port = if host_port.contains(':') {
-        host_port.to_owned()
-    } else {
-        format!("{host_port}:5432")
-    };
-    host_port.replace("localhost", "127.0.0.1").parse().unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,10 +10,53 @@ use std::{
     time::Duration,
 };
 
+use session_core::{store::PostgresStore, ManualClock};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpListener, TcpStream},
 };
+
+/// A PostgreSQL store on the table of `direct`, reached through a [`Proxy`] in front of
+/// the database at `url` (`postgres://user@host:port/db`), with statements that time out
+/// after `timeout`: what the proxy holds back, the store waits for.
+pub async fn proxied_postgres(
+    url: &str,
+    direct: &PostgresStore,
+    clock: &ManualClock,
+    timeout: Duration,
+) -> (Proxy, PostgresStore) {
+    let target = address(url);
+    let proxy = Proxy::start(target).await;
+    let proxied = url.replace(&target.port().to_string(), &proxy.port.to_string());
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(2)
+        .test_before_acquire(false)
+        .connect(&proxied)
+        .await
+        .unwrap();
+    let store = PostgresStore::builder(pool)
+        .table_name(direct.table_name())
+        .clock(clock.clone())
+        .timeout(timeout)
+        .build()
+        .unwrap();
+    (proxy, store)
+}
+
+/// The address of the database in `url` (`postgres://user@host:port/db`).
+fn address(url: &str) -> SocketAddr {
+    let host_port = url
+        .split('@')
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap();
+    let host_port = if host_port.contains(':') {
+        host_port.to_owned()
+    } else {
+        format!("{host_port}:5432")
+    };
+    host_port.replace("localhost", "127.0.0.1").parse().unwrap()
+}
 
 pub struct Proxy {
     pub port: u16,
