@@ -341,25 +341,6 @@ async fn increment(store: &impl Store, key: &TokenHash) -> u64 {
     }
 }
 
-/// Waits (bounded) until `tier` trusts its cache and the durable repair log is empty.
-async fn until_repaired<C: Cache, D: Durable>(tier: &TieredStore<C, D>) {
-    for _ in 0..200 {
-        let _ = tier.load(&key()).await; // drives the background probe / repair
-        if tier.stats().cache_state == CacheState::Closed
-            && tier
-                .durable()
-                .stale_marks(None, 1)
-                .await
-                .unwrap()
-                .is_empty()
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the cache was not repaired: {:?}", tier.stats());
-}
-
 const CLIENTS: usize = 32;
 
 /// Each client reads the value it last saved (no stale read), and its next increment
@@ -458,8 +439,8 @@ async fn two_instances_a_frozen_cache_and_a_killed_writer_lose_nothing() {
         );
         expected[i] += 1;
     }
-    until_repaired(&b).await;
-    until_repaired(&c).await;
+    common::until_repaired(&b).await;
+    common::until_repaired(&c).await;
     // The other half only read, after the repair: nothing stale.
     for (j, k) in late.iter().enumerate() {
         let i = early.len() + j;
@@ -564,7 +545,7 @@ async fn a_lagging_replica_promoted_after_a_failover_is_cold_not_stale() {
         "the promoted replica holds the older entries"
     );
 
-    until_repaired(&tier).await;
+    common::until_repaired(&tier).await;
     every_client_reads_its_latest_and_loses_nothing(&tier, &keys, &expected).await;
     assert!(
         tier.stats().cache_hits > 0,
@@ -607,7 +588,7 @@ async fn a_cache_restored_from_an_old_snapshot_is_cold_not_stale() {
         .unwrap();
     assert!(raw.is_some(), "the snapshot brought the old entry back");
     // Once the store trusts the cache again, with the old entries in it...
-    until_repaired(&tier).await;
+    common::until_repaired(&tier).await;
     assert_eq!(tier.stats().cache_state, CacheState::Closed);
     // ...not one is read, and nothing is lost.
     every_client_reads_its_latest_and_loses_nothing(&tier, &keys, &expected).await;
@@ -652,7 +633,7 @@ async fn a_killed_cache_restarting_from_its_aof_serves_nothing_stale() {
         );
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    until_repaired(&tier).await;
+    common::until_repaired(&tier).await;
     assert_eq!(
         value(&tier.cache().get(&key).await.unwrap()).as_deref(),
         Some("v2"),
@@ -690,7 +671,7 @@ async fn an_unanswering_cache_is_skipped_not_waited_for() {
         "cache calls during the outage: {counts:?}"
     );
     assert!(tier.stats().cache_skipped >= 300);
-    until_repaired(&tier).await;
+    common::until_repaired(&tier).await;
 }
 
 /// 500 trials of two concurrent requests of one session, both from the same loaded

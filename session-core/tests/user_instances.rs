@@ -15,8 +15,8 @@ use session_core::{
         users::{Principal, UserKey, USER_KEY},
         CookieAction, Finish, Outcome, Plan, RotationKey, Sessions, SessionsConfig, TheftResponse,
     },
-    store::{CacheState, CleanupPolicy, Durable, PostgresStore, RedisStore, TieredStore},
-    Changes, Clock, ManualClock, SessionToken, Store,
+    store::{CacheState, CleanupPolicy, PostgresStore, RedisStore, TieredStore},
+    Changes, Clock, ManualClock, SessionToken,
 };
 
 type Tier = TieredStore<RedisStore, PostgresStore>;
@@ -186,20 +186,7 @@ async fn a_cache_restored_with_an_old_index_lists_nothing_ended() {
     redis.restart_from_snapshot().await;
     // The restored Redis holds the old index (only s1) and s1 live.
     let store = sessions.store();
-    for _ in 0..200 {
-        let _ = store.load(&SessionToken::generate().unwrap().hash()).await;
-        if store.stats().cache_state == CacheState::Closed
-            && store
-                .durable()
-                .stale_marks(None, 1)
-                .await
-                .unwrap()
-                .is_empty()
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    common::until_repaired(store).await;
     assert_eq!(
         store.stats().cache_state,
         CacheState::Closed,

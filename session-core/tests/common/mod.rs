@@ -6,7 +6,10 @@ pub mod proxy;
 
 use std::time::Duration;
 
-use session_core::{store::SqliteStore, ManualClock};
+use session_core::{
+    store::{CacheState, Durable, SqliteStore, TieredStore},
+    Cache, ManualClock, SessionToken, Store,
+};
 
 pub use session_core::testing::{
     database_url, postgres_store, redis_store, redis_url, unavailable, unique,
@@ -43,4 +46,24 @@ pub async fn sqlite_store(clock: &ManualClock) -> SqliteStore {
         .expect("table name");
     store.migrate().await.expect("migrate");
     store
+}
+
+/// Waits (bounded) until `tier` trusts its cache and the durable repair log is empty.
+pub async fn until_repaired<C: Cache, D: Durable>(tier: &TieredStore<C, D>) {
+    for _ in 0..200 {
+        // Drives the background probe / repair.
+        let _ = tier.load(&SessionToken::generate().unwrap().hash()).await;
+        if tier.stats().cache_state == CacheState::Closed
+            && tier
+                .durable()
+                .stale_marks(None, 1)
+                .await
+                .unwrap()
+                .is_empty()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the cache was not repaired: {:?}", tier.stats());
 }
