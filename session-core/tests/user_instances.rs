@@ -12,10 +12,10 @@ use common::private_redis::PrivateRedis;
 use serde_json::value::to_raw_value;
 use session_core::{
     lifecycle::{
-        users::{Principal, UserKey, USER_KEY},
-        CookieAction, Finish, Outcome, Plan, RotationKey, Sessions, SessionsConfig, TheftResponse,
+        users::{Principal, USER_KEY},
+        CookieAction, Finish, Outcome, Plan, Sessions,
     },
-    store::{CacheState, CleanupPolicy, PostgresStore, RedisStore, TieredStore},
+    store::{CacheState, PostgresStore, RedisStore, TieredStore},
     Changes, Clock, ManualClock, SessionToken,
 };
 
@@ -34,22 +34,7 @@ fn instance(redis_url: &str, durable: PostgresStore) -> Sessions<Tier> {
         .max_retry_after(Duration::from_millis(200))
         .repair_interval(Duration::from_millis(200))
         .build();
-    Sessions::new(
-        Arc::new(store),
-        SessionsConfig {
-            rotation: RotationKey::new(&[9; 32]),
-            users: UserKey::standard(),
-            previous_rotations: Vec::new(),
-            rotates: true,
-            grace: Duration::from_secs(5),
-            absolute_timeout: None,
-            max_user_sessions: 50,
-            idle_timeout: Duration::from_secs(600),
-            cleanup: CleanupPolicy::new(0, 100),
-            max_record_bytes: 64 * 1024,
-            theft: TheftResponse::Log,
-        },
-    )
+    Sessions::new(Arc::new(store), common::sessions_config(&[9; 32]))
 }
 
 /// Signs `user` in on a new session through `sessions`: its id and entry id.

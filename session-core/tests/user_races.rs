@@ -6,6 +6,8 @@
 //! PostgreSQL store, with a wrapper that holds one write of the racing request.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
+mod common;
+
 use std::{sync::Arc, time::Duration};
 
 use serde_json::value::to_raw_value;
@@ -14,26 +16,14 @@ use session_core::{
         users::{Principal, UserKey, USER_KEY},
         CookieAction, Finish, Outcome, Plan, RotationKey, Sessions, SessionsConfig, TheftResponse,
     },
-    store::{CleanupPolicy, Held, MemoryStore, TieredStore},
+    store::{Held, MemoryStore, TieredStore},
     testing, Changes, Clock, ManualClock, SessionToken, Store, StoreError,
 };
 
 const ROTATION_SECRET: [u8; 32] = [7; 32];
 
 fn config() -> SessionsConfig {
-    SessionsConfig {
-        rotation: RotationKey::new(&ROTATION_SECRET),
-        users: UserKey::standard(),
-        previous_rotations: Vec::new(),
-        rotates: true,
-        grace: Duration::from_secs(5),
-        absolute_timeout: None,
-        max_user_sessions: 50,
-        idle_timeout: Duration::from_secs(600),
-        cleanup: CleanupPolicy::new(0, 100),
-        max_record_bytes: 64 * 1024,
-        theft: TheftResponse::Log,
-    }
+    common::sessions_config(&ROTATION_SECRET)
 }
 
 fn sessions_over<S: Store>(store: Held<S>) -> Arc<Sessions<Held<S>>> {

@@ -7,7 +7,8 @@ pub mod proxy;
 use std::time::Duration;
 
 use session_core::{
-    store::{CacheState, Durable, SqliteStore, TieredStore},
+    lifecycle::{users::UserKey, RotationKey, SessionsConfig, TheftResponse},
+    store::{CacheState, CleanupPolicy, Durable, SqliteStore, TieredStore},
     Cache, ManualClock, SessionToken, Store,
 };
 
@@ -66,4 +67,22 @@ pub async fn until_repaired<C: Cache, D: Durable>(tier: &TieredStore<C, D>) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("the cache was not repaired: {:?}", tier.stats());
+}
+
+/// The lifecycle settings the race tests use: rotation under `rotation_secret`, a 5 s
+/// grace window, a 10-minute idle timeout, no cleanup, theft logged.
+pub fn sessions_config(rotation_secret: &[u8; 32]) -> SessionsConfig {
+    SessionsConfig {
+        rotation: RotationKey::new(rotation_secret),
+        users: UserKey::standard(),
+        previous_rotations: Vec::new(),
+        rotates: true,
+        grace: Duration::from_secs(5),
+        absolute_timeout: None,
+        max_user_sessions: 50,
+        idle_timeout: Duration::from_secs(600),
+        cleanup: CleanupPolicy::new(0, 100),
+        max_record_bytes: 64 * 1024,
+        theft: TheftResponse::Log,
+    }
 }
