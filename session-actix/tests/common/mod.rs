@@ -17,8 +17,11 @@ use session_actix::{
 };
 use session_core::{
     session,
-    store::{Counted, MemoryStore, OpCounts, PostgresStore, RedisStore, SqliteStore, TieredStore},
-    testing, ManualClock, Store,
+    store::{
+        Counted, Durable, MemoryStore, OpCounts, PostgresStore, RedisStore, SqliteStore,
+        TieredStore,
+    },
+    testing, Cache, ManualClock, Store,
 };
 
 pub const UA: &str = "Mozilla/5.0 (test browser)";
@@ -38,22 +41,30 @@ pub type TieredFixture = Fixture<TieredFixtureStore>;
 
 pub async fn memory() -> Option<MemoryFixture> {
     let clock = ManualClock::starting_now();
-    let store = Counted::new(MemoryStore::builder().clock(clock.clone()).build());
-    let counted = store.clone();
-    Some(Fixture {
-        store,
-        clock,
-        costs: Arc::new(move || (counted.take_counts(), OpCounts::default())),
-    })
+    let store = MemoryStore::builder().clock(clock.clone()).build();
+    Some(single(store, clock))
 }
 
 pub async fn tiered() -> Option<TieredFixture> {
     let clock = ManualClock::starting_now();
     let cache = testing::redis_store(&clock).await?;
     let durable = testing::postgres_store(&clock).await?;
+    Some(two_tiers(cache, durable, clock))
+}
+
+/// A tiered fixture over `cache` and `durable`, each counted.
+fn two_tiers<C, D>(
+    cache: C,
+    durable: D,
+    clock: ManualClock,
+) -> Fixture<TieredStore<Counted<C>, Counted<D>>>
+where
+    C: Cache + Clone,
+    D: Durable + Clone,
+{
     let (cache, durable) = (Counted::new(cache), Counted::new(durable));
     let (c, d) = (cache.clone(), durable.clone());
-    Some(Fixture {
+    Fixture {
         // The periodic repair pass (one SQL statement a second) stays out of the counts.
         store: TieredStore::builder(cache, durable)
             .clock(clock.clone())
@@ -61,7 +72,7 @@ pub async fn tiered() -> Option<TieredFixture> {
             .build(),
         clock,
         costs: Arc::new(move || (c.take_counts(), d.take_counts())),
-    })
+    }
 }
 
 /// A single-tier fixture over `store` (its counts reported as the cache's).
@@ -111,17 +122,9 @@ pub type TieredSqliteStore = TieredStore<Counted<MemoryStore>, Counted<SqliteSto
 /// The embedded default: the in-process cache in front of SQLite.
 pub async fn tiered_sqlite() -> Option<Fixture<TieredSqliteStore>> {
     let clock = ManualClock::starting_now();
-    let cache = Counted::new(MemoryStore::builder().clock(clock.clone()).build());
-    let durable = Counted::new(sqlite_store(&clock).await);
-    let (c, d) = (cache.clone(), durable.clone());
-    Some(Fixture {
-        store: TieredStore::builder(cache, durable)
-            .clock(clock.clone())
-            .repair_interval(Duration::from_secs(3600))
-            .build(),
-        clock,
-        costs: Arc::new(move || (c.take_counts(), d.take_counts())),
-    })
+    let cache = MemoryStore::builder().clock(clock.clone()).build();
+    let durable = sqlite_store(&clock).await;
+    Some(two_tiers(cache, durable, clock))
 }
 
 /// The typed state the test app uses.
