@@ -1,5 +1,5 @@
 //! The conformance suite against every store: memory, Redis, PostgreSQL, SQLite, and the
-//! tiered combinations memory+SQLite and Redis+PostgreSQL.
+//! tiered combinations memory+SQLite and Redis+PostgreSQL; Redis also as a Redis Cluster.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
 mod common;
@@ -52,6 +52,38 @@ fn plant_redis(store: &RedisStore) -> Plant {
                 .query_async::<()>(&mut conn)
                 .await
                 .unwrap();
+        })
+    })
+}
+
+/// Plants on the node that serves the key, following the seed's `MOVED`.
+fn plant_cluster(store: &RedisStore, urls: Vec<String>) -> Plant {
+    let store = store.clone();
+    Arc::new(move |key: TokenHash, bytes: Vec<u8>| {
+        let redis_key = store.redis_key(&key);
+        let mut url = urls[0].clone();
+        Box::pin(async move {
+            let mut value = format!("{:016x}", u64::MAX / 4).into_bytes();
+            value.extend_from_slice(&bytes);
+            for _ in 0..3 {
+                let client = redis::Client::open(url.as_str()).unwrap();
+                let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+                let planted = redis::cmd("SET")
+                    .arg(&redis_key)
+                    .arg(&value)
+                    .arg("EX")
+                    .arg(60)
+                    .query_async::<()>(&mut conn)
+                    .await;
+                match planted {
+                    Ok(()) => return,
+                    Err(err) => {
+                        let (addr, _slot) = err.redirect_node().expect("a MOVED reply");
+                        url = format!("redis://{addr}");
+                    }
+                }
+            }
+            panic!("no cluster node accepted {redis_key}");
         })
     })
 }
@@ -110,6 +142,19 @@ async fn redis() -> Option<Fixture<RedisStore>> {
     let clock = ManualClock::starting_now();
     let store = common::redis_store(&clock).await?;
     let plant = plant_redis(&store);
+    Some(
+        Fixture::new(store, clock)
+            .plant(move |key, bytes| plant(key, bytes))
+            .update_checks_clock(false)
+            .cleanup_reclaims(false),
+    )
+}
+
+async fn redis_cluster() -> Option<Fixture<RedisStore>> {
+    let clock = ManualClock::starting_now();
+    let store = session_core::testing::redis_cluster_store(&clock).await?;
+    let urls = session_core::testing::cluster::cluster_urls().await?;
+    let plant = plant_cluster(&store, urls);
     Some(
         Fixture::new(store, clock)
             .plant(move |key, bytes| plant(key, bytes))
@@ -178,7 +223,27 @@ async fn tiered_redis_postgres() -> Option<Fixture<TieredStore<RedisStore, Postg
     )
 }
 
+async fn tiered_cluster_postgres() -> Option<Fixture<TieredStore<RedisStore, PostgresStore>>> {
+    let clock = ManualClock::starting_now();
+    let durable = common::postgres_store(&clock).await?;
+    let cache = session_core::testing::redis_cluster_store(&clock).await?;
+    let plant = plant_postgres(&durable);
+    Some(
+        Fixture::new(
+            TieredStore::builder(cache, durable)
+                .clock(clock.clone())
+                .build(),
+            clock,
+        )
+        .plant(move |key, bytes| plant(key, bytes))
+        .update_checks_clock(true)
+        .cleanup_reclaims(true),
+    )
+}
+
 conformance!(memory_store, memory());
+conformance!(redis_cluster_store, redis_cluster());
+conformance!(tiered_cluster_postgres_store, tiered_cluster_postgres());
 conformance!(redis_store, redis());
 conformance!(postgres_store, postgres());
 conformance!(sqlite_store, sqlite());
@@ -197,5 +262,12 @@ async fn redis_cache() -> Option<CacheFixture<RedisStore>> {
     Some(CacheFixture::new(cache, clock))
 }
 
+async fn redis_cluster_cache() -> Option<CacheFixture<RedisStore>> {
+    let clock = ManualClock::starting_now();
+    let cache = session_core::testing::redis_cluster_store(&clock).await?;
+    Some(CacheFixture::new(cache, clock))
+}
+
 cache_conformance!(memory_cache_tier, memory_cache());
+cache_conformance!(redis_cluster_cache_tier, redis_cluster_cache());
 cache_conformance!(redis_cache_tier, redis_cache());

@@ -6,6 +6,10 @@
 //!   directory), so sessions survive a restart.
 //! - `REDIS_URL` and `DATABASE_URL` (`postgres://…`) both set: Redis in front of
 //!   PostgreSQL. Only one of them set is an error, not a silent fall-back.
+//! - `REDIS_CLUSTER_URLS` (comma-separated node URLs, any nodes of one Redis Cluster)
+//!   instead of `REDIS_URL`: a Redis Cluster in front of PostgreSQL.
+//! - `SESSION_NEAR_CACHE=1` with either: an in-process copy in front of Redis, kept
+//!   coherent across instances by Redis's client tracking (three tiers).
 //! - `SESSION_CONNECT_TIMEOUT` (seconds, default 5): how long start-up waits for
 //!   PostgreSQL; the address it connects to is logged before it waits.
 //! - `SESSION_NAMESPACE` (default: the example's name) names the Redis key prefix
@@ -24,7 +28,9 @@ use actix_web::cookie::Key;
 use base64::{engine::general_purpose::STANDARD, Engine as _};
 pub use panel::{CookieView, KeyView, SessionPanel, Tiers, PANEL_CSS};
 use session_core::{
-    store::{DynStore, MemoryStore, PostgresStore, RedisStore, SqliteStore, TieredStore},
+    store::{
+        DynStore, MemoryStore, NearCache, PostgresStore, RedisStore, SqliteStore, TieredStore,
+    },
     StoreError,
 };
 
@@ -38,7 +44,25 @@ use session_core::{
 /// `DATABASE_URL` is not a PostgreSQL URL, or if a store cannot be opened or reached.
 pub async fn store_from_env(example: &str) -> Result<(DynStore, Tiers), String> {
     let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    match (var("REDIS_URL"), var("DATABASE_URL")) {
+    let redis = match (var("REDIS_URL"), var("REDIS_CLUSTER_URLS")) {
+        (Some(_), Some(_)) => {
+            return Err(
+                "REDIS_URL and REDIS_CLUSTER_URLS are both set: set REDIS_URL for one \
+                        Redis server, or REDIS_CLUSTER_URLS for a Redis Cluster"
+                    .to_owned(),
+            )
+        }
+        (Some(url), None) => Some(RedisAt::One(url)),
+        (None, Some(urls)) => Some(RedisAt::Cluster(
+            urls.split(',')
+                .map(str::trim)
+                .filter(|url| !url.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        )),
+        (None, None) => None,
+    };
+    match (redis, var("DATABASE_URL")) {
         (Some(redis), Some(database)) => {
             if !database.starts_with("postgres://") && !database.starts_with("postgresql://") {
                 return Err(
@@ -57,10 +81,14 @@ pub async fn store_from_env(example: &str) -> Result<(DynStore, Tiers), String> 
                      (it names a PostgreSQL table)"
                 ));
             }
-            let cache = RedisStore::builder(redis.as_str())
+            let builder = match &redis {
+                RedisAt::One(url) => RedisStore::builder(url.as_str()),
+                RedisAt::Cluster(urls) => RedisStore::cluster_builder(urls.iter().cloned()),
+            };
+            let cache = builder
                 .key_prefix(format!("{namespace}:session:"))
                 .build()
-                .map_err(|err| format!("Redis (REDIS_URL): {err}"))?;
+                .map_err(|err| format!("Redis ({}): {err}", redis.variable()))?;
             let timeout = connect_timeout()?;
             let options: sqlx::postgres::PgConnectOptions = database
                 .parse()
@@ -88,20 +116,34 @@ pub async fn store_from_env(example: &str) -> Result<(DynStore, Tiers), String> 
                 .build()
                 .map_err(postgres)?;
             durable.migrate().await.map_err(postgres)?;
+            let near = var("SESSION_NEAR_CACHE").is_some_and(|v| v != "0" && v != "false");
             tracing::info!(
-                "sessions: Redis cache at {} in front of PostgreSQL at {at}",
-                redis_host(&redis)
+                near_cache = near,
+                "sessions: {} at {} in front of PostgreSQL at {at}",
+                redis.label(),
+                redis.hosts()
             );
             let tiers = Tiers {
-                cache: "Redis",
+                cache: match (&redis, near) {
+                    (RedisAt::One(_), false) => "Redis",
+                    (RedisAt::Cluster(_), false) => "Redis Cluster",
+                    (RedisAt::One(_), true) => "in-process copy + Redis",
+                    (RedisAt::Cluster(_), true) => "in-process copy + Redis Cluster",
+                },
                 durable: "PostgreSQL",
             };
-            Ok((DynStore::new(TieredStore::new(cache, durable)), tiers))
+            let store = if near {
+                DynStore::new(TieredStore::new(NearCache::new(cache), durable))
+            } else {
+                DynStore::new(TieredStore::new(cache, durable))
+            };
+            Ok((store, tiers))
         }
-        (Some(_), None) => Err("REDIS_URL is set but DATABASE_URL is not: the Redis cache \
-                                needs PostgreSQL behind it; set both, or neither for the \
-                                embedded SQLite default"
-            .to_owned()),
+        (Some(redis), None) => Err(format!(
+            "{} is set but DATABASE_URL is not: the Redis cache needs PostgreSQL behind it; \
+             set both, or neither for the embedded SQLite default",
+            redis.variable()
+        )),
         (None, Some(_)) => Err("DATABASE_URL is set but REDIS_URL is not: set both for \
                                 Redis in front of PostgreSQL, or neither for the embedded \
                                 SQLite default"
@@ -121,6 +163,40 @@ pub async fn store_from_env(example: &str) -> Result<(DynStore, Tiers), String> 
                 DynStore::new(TieredStore::new(MemoryStore::new(), durable)),
                 tiers,
             ))
+        }
+    }
+}
+
+/// Where the Redis tier is, from `REDIS_URL` or `REDIS_CLUSTER_URLS`.
+enum RedisAt {
+    One(String),
+    Cluster(Vec<String>),
+}
+
+impl RedisAt {
+    fn variable(&self) -> &'static str {
+        match self {
+            Self::One(_) => "REDIS_URL",
+            Self::Cluster(_) => "REDIS_CLUSTER_URLS",
+        }
+    }
+
+    fn label(&self) -> &'static str {
+        match self {
+            Self::One(_) => "Redis cache",
+            Self::Cluster(_) => "Redis Cluster cache",
+        }
+    }
+
+    /// The hosts, without credentials, for the log.
+    fn hosts(&self) -> String {
+        match self {
+            Self::One(url) => redis_host(url).to_owned(),
+            Self::Cluster(urls) => urls
+                .iter()
+                .map(|url| redis_host(url))
+                .collect::<Vec<_>>()
+                .join(","),
         }
     }
 }

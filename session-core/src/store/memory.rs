@@ -387,7 +387,7 @@ impl Durable for MemoryStore {
 }
 
 /// About the encoded size of `record`, without encoding it: what an entry weighs.
-fn weight(record: &Record) -> u32 {
+pub(crate) fn weight(record: &Record) -> u32 {
     let state: usize = record
         .state
         .iter()

@@ -42,7 +42,9 @@ pub use queue::WriteQueue;
 pub use tiered::{TierStats, TieredStore, TieredStoreBuilder};
 
 #[cfg(feature = "redis")]
-pub use self::redis::{RedisStore, RedisStoreBuilder, DEFAULT_PREFIX};
+pub use self::redis::{redis_slot, RedisStore, RedisStoreBuilder, DEFAULT_PREFIX};
+#[cfg(all(feature = "redis", feature = "memory"))]
+pub use self::redis::{NearCache, NearCacheBuilder, DEFAULT_NEAR_MAX_BYTES};
 #[cfg(feature = "memory")]
 pub use memory::{MemoryStore, MemoryStoreBuilder, DEFAULT_MAX_BYTES};
 #[cfg(feature = "postgres")]

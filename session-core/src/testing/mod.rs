@@ -8,6 +8,8 @@
 //!   environment, a store isolated per test, and skip-or-fail when a service is down.
 
 pub mod cache_conformance;
+#[cfg(feature = "redis")]
+pub mod cluster;
 pub mod conformance;
 mod services;
 

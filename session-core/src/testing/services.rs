@@ -80,6 +80,31 @@ pub async fn redis_store(clock: &ManualClock) -> Option<crate::store::RedisStore
     }
 }
 
+/// A Redis Cluster store (on [`cluster_urls`](super::cluster::cluster_urls)) under a key
+/// prefix of its own, on `clock`; `None` (after a skip line) if no cluster can be had.
+///
+/// # Panics
+///
+/// If a node URL is not a Redis URL, or the cluster is down while services are required.
+#[cfg(feature = "redis")]
+pub async fn redis_cluster_store(clock: &ManualClock) -> Option<crate::store::RedisStore> {
+    use crate::Store as _;
+    let urls = super::cluster::cluster_urls().await?;
+    let store = crate::store::RedisStore::cluster_builder(urls)
+        .key_prefix(format!("{}:", unique("test")))
+        .clock(clock.clone())
+        .build()
+        .expect("cluster node URLs are Redis URLs");
+    let probe = SessionToken::generate().expect("random source").hash();
+    match store.load(&probe).await {
+        Ok(_) => Some(store),
+        Err(err) => {
+            unavailable("Redis Cluster", &err);
+            None
+        }
+    }
+}
+
 /// A PostgreSQL store in a schema of its own (migrated), on `clock`; `None` (after a skip
 /// line) if PostgreSQL is unreachable.
 ///

@@ -8,7 +8,10 @@ use std::{
     },
 };
 
-use redis::{aio::MultiplexedConnection, AsyncConnectionConfig, Client, RedisError, RedisResult};
+use redis::{
+    aio::MultiplexedConnection, AsyncConnectionConfig, Client, ConnectionAddr, RedisError,
+    RedisResult,
+};
 
 use crate::StoreError;
 
@@ -47,6 +50,16 @@ impl Link {
             connecting: tokio::sync::Mutex::new(()),
             ids: AtomicU64::new(0),
         }
+    }
+
+    /// The address this link connects to.
+    pub(super) fn addr(&self) -> &ConnectionAddr {
+        self.client.get_connection_info().addr()
+    }
+
+    /// How this link connects.
+    pub(super) fn connection_info(&self) -> &redis::ConnectionInfo {
+        self.client.get_connection_info()
     }
 
     fn current(&self) -> Option<Conn> {
@@ -92,16 +105,16 @@ impl Link {
         Fut: Future<Output = RedisResult<T>>,
     {
         let conn = self.conn().await?;
-        self.run_on(conn, f).await
+        Ok(self.run_on(conn, f).await?)
     }
 
     /// [`run`](Self::run) on a connection the caller already holds (and whose generation
-    /// it wrote into the command).
+    /// it wrote into the command), keeping Redis's error for the caller to classify.
     pub(super) async fn run_on<T, F, Fut>(
         &self,
         conn: Conn,
         f: F,
-    ) -> Result<(T, Arc<str>), StoreError>
+    ) -> Result<(T, Arc<str>), RedisError>
     where
         F: FnOnce(MultiplexedConnection) -> Fut,
         Fut: Future<Output = RedisResult<T>>,
@@ -115,7 +128,7 @@ impl Link {
                         *current = None;
                     }
                 }
-                Err(err.into())
+                Err(err)
             }
         }
     }

@@ -1,6 +1,12 @@
 //! [`RedisStore`]: sessions in Redis, one command per load and per save.
 
+mod cluster;
 mod link;
+#[cfg(feature = "memory")]
+mod near;
+mod servers;
+#[cfg(feature = "memory")]
+mod tracking;
 mod value;
 
 use std::{
@@ -8,10 +14,15 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use redis::{AsyncConnectionConfig, Client, Script, Value};
+use redis::{AsyncConnectionConfig, Client, IntoConnectionInfo, Script, Value};
 
+pub use self::cluster::slot_of as redis_slot;
+#[cfg(feature = "memory")]
+pub use self::near::{NearCache, NearCacheBuilder, DEFAULT_NEAR_MAX_BYTES};
 use self::{
+    cluster::Cluster,
     link::Link,
+    servers::{Request, Servers},
     value::{hex, Stored, STORE_GENERATION},
 };
 use crate::{clock::to_millis, Cache, Clock, Record, Store, StoreError, SystemClock, TokenHash};
@@ -80,9 +91,11 @@ use crate::{clock::to_millis, Cache, Clock, Record, Store, StoreError, SystemClo
 /// ```
 #[derive(Clone)]
 pub struct RedisStore {
-    link: Arc<Link>,
+    servers: Arc<Servers>,
     prefix: Arc<str>,
     clock: Arc<dyn Clock>,
+    /// The response and connection timeout.
+    timeout: Duration,
     /// How long after it was sent a cache write may still run (see [`PUT`]).
     put_deadline: Duration,
 }
@@ -104,7 +117,8 @@ impl std::fmt::Debug for RedisStore {
 #[derive(Debug)]
 #[must_use]
 pub struct RedisStoreBuilder {
-    url: String,
+    urls: Vec<String>,
+    cluster: bool,
     prefix: String,
     clock: Arc<dyn Clock>,
     response_timeout: Duration,
@@ -146,15 +160,36 @@ impl RedisStoreBuilder {
     ///
     /// [`StoreError::Config`] if the URL is not a Redis URL.
     pub fn build(self) -> Result<RedisStore, StoreError> {
-        let client =
-            Client::open(self.url.as_str()).map_err(|err| StoreError::Config(err.to_string()))?;
         let config = AsyncConnectionConfig::new()
             .set_response_timeout(Some(self.response_timeout))
             .set_connection_timeout(Some(self.connection_timeout));
+        let mut nodes = Vec::with_capacity(self.urls.len());
+        for url in &self.urls {
+            nodes.push(
+                url.as_str()
+                    .into_connection_info()
+                    .map_err(|err| StoreError::Config(format!("{url}: {err}")))?,
+            );
+        }
+        let servers = if self.cluster {
+            if nodes.is_empty() {
+                return Err(StoreError::Config(
+                    "a Redis Cluster needs at least one node URL".into(),
+                ));
+            }
+            Servers::Cluster(Arc::new(Cluster::new(nodes, config)))
+        } else {
+            let node = nodes
+                .pop()
+                .ok_or_else(|| StoreError::Config("no Redis URL".into()))?;
+            let client = Client::open(node).map_err(|err| StoreError::Config(err.to_string()))?;
+            Servers::One(Arc::new(Link::new(client, config)))
+        };
         Ok(RedisStore {
-            link: Arc::new(Link::new(client, config)),
+            servers: Arc::new(servers),
             prefix: self.prefix.into(),
             clock: self.clock,
+            timeout: self.response_timeout,
             put_deadline: self.response_timeout.saturating_add(PUT_DEADLINE_MARGIN),
         })
     }
@@ -226,12 +261,45 @@ impl RedisStore {
     /// A builder for a store on the Redis server at `url` (e.g. `redis://127.0.0.1:6379`).
     pub fn builder(url: impl Into<String>) -> RedisStoreBuilder {
         RedisStoreBuilder {
-            url: url.into(),
+            urls: vec![url.into()],
+            cluster: false,
             prefix: DEFAULT_PREFIX.to_owned(),
             clock: Arc::new(SystemClock),
             response_timeout: Duration::from_secs(1),
             connection_timeout: Duration::from_secs(1),
         }
+    }
+
+    /// A builder for a store on the Redis Cluster that `nodes` belong to (any of its
+    /// nodes, e.g. `redis://127.0.0.1:7000`; more than one in case one is down). The
+    /// store reads which node serves which slot from the first node that answers, and
+    /// again whenever a node redirects a command or fails.
+    pub fn cluster_builder<I, S>(nodes: I) -> RedisStoreBuilder
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        RedisStoreBuilder {
+            urls: nodes.into_iter().map(Into::into).collect(),
+            cluster: true,
+            prefix: DEFAULT_PREFIX.to_owned(),
+            clock: Arc::new(SystemClock),
+            response_timeout: Duration::from_secs(1),
+            connection_timeout: Duration::from_secs(1),
+        }
+    }
+
+    /// A store on the Redis Cluster that `nodes` belong to, with the default settings.
+    ///
+    /// # Errors
+    ///
+    /// As [`RedisStoreBuilder::build`].
+    pub fn cluster<I, S>(nodes: I) -> Result<Self, StoreError>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Self::cluster_builder(nodes).build()
     }
 
     /// A store on the Redis server at `url` with the default settings.
@@ -252,18 +320,45 @@ impl RedisStore {
         out
     }
 
+    /// The nodes a near-cache tracks (every node of a cluster, replicas included: a
+    /// replica reports the writes it replicates, so a promoted one was tracked all along),
+    /// with the cluster topology they belong to.
+    #[cfg(feature = "memory")]
+    async fn tracking_nodes(
+        &self,
+    ) -> Result<(Vec<redis::ConnectionInfo>, Option<u64>), StoreError> {
+        match &*self.servers {
+            Servers::One(link) => Ok((vec![link.connection_info().clone()], None)),
+            Servers::Cluster(cluster) => {
+                cluster.masters().await?;
+                let topology = cluster.topology();
+                Ok((topology.nodes.clone(), Some(topology.version)))
+            }
+        }
+    }
+
+    /// Makes the next command read the cluster's slots again (after a tracking connection
+    /// to a node was lost: the node may have failed over).
+    #[cfg(feature = "memory")]
+    fn topology_suspect(&self) {
+        self.servers.node_failed();
+    }
+
+    /// The version of the cluster topology in use; `None` on a single server.
+    #[cfg(feature = "memory")]
+    fn topology_version(&self) -> Option<u64> {
+        self.servers.topology().map(|topology| topology.version)
+    }
+
     /// `GET`, then the stored value if it is a live record; with the connection's
     /// generation.
     async fn get_live(&self, key: &TokenHash) -> Result<Option<(Record, bool)>, StoreError> {
         let redis_key = self.redis_key(key);
+        let mut get = redis::cmd("GET");
+        get.arg(&redis_key);
         let (value, generation) = self
-            .link
-            .run(|mut conn| async move {
-                redis::cmd("GET")
-                    .arg(redis_key)
-                    .query_async::<Option<Vec<u8>>>(&mut conn)
-                    .await
-            })
+            .servers
+            .send::<Option<Vec<u8>>, _>(&redis_key, |_| Ok(Request::CmdRef(&get)))
             .await?;
         let Some(value) = value else {
             return Ok(None);
@@ -287,18 +382,15 @@ impl RedisStore {
     async fn set_nx(&self, key: &TokenHash, record: &Record) -> Result<bool, StoreError> {
         let (value, expires_ms) = value::encode(record, STORE_GENERATION)?;
         let redis_key = self.redis_key(key);
+        let mut set = redis::cmd("SET");
+        set.arg(&redis_key)
+            .arg(value)
+            .arg("NX")
+            .arg("PXAT")
+            .arg(expires_ms.max(1));
         let (reply, _) = self
-            .link
-            .run(|mut conn| async move {
-                redis::cmd("SET")
-                    .arg(redis_key)
-                    .arg(value)
-                    .arg("NX")
-                    .arg("PXAT")
-                    .arg(expires_ms.max(1))
-                    .query_async::<Value>(&mut conn)
-                    .await
-            })
+            .servers
+            .send::<Value, _>(&redis_key, |_| Ok(Request::CmdRef(&set)))
             .await?;
         Ok(!matches!(reply, Value::Nil))
     }
@@ -310,15 +402,16 @@ impl RedisStore {
         expires_at: SystemTime,
     ) -> Result<bool, StoreError> {
         let expires_ms = to_millis(expires_at);
-        let mut invocation = TOUCH.key(self.redis_key(key));
+        let redis_key = self.redis_key(key);
+        let mut invocation = TOUCH.key(&redis_key);
         invocation
             .arg(hex(expires_ms))
             .arg(to_millis(self.clock.now()))
             .arg(expires_ms.max(1))
             .arg(hex(expected));
         let (touched, _) = self
-            .link
-            .run(|mut conn| async move { invocation.invoke_async::<i64>(&mut conn).await })
+            .servers
+            .send::<i64, _>(&redis_key, |_| Ok(Request::ScriptRef(&invocation)))
             .await?;
         Ok(touched == 1)
     }
@@ -340,14 +433,15 @@ impl Store for RedisStore {
         record: &Record,
     ) -> Result<bool, StoreError> {
         let (value, expires_ms) = value::encode(record, STORE_GENERATION)?;
-        let mut invocation = UPDATE.key(self.redis_key(key));
+        let redis_key = self.redis_key(key);
+        let mut invocation = UPDATE.key(&redis_key);
         invocation
             .arg(hex(expected))
             .arg(value)
             .arg(expires_ms.max(1));
         let (updated, _) = self
-            .link
-            .run(|mut conn| async move { invocation.invoke_async::<i64>(&mut conn).await })
+            .servers
+            .send::<i64, _>(&redis_key, |_| Ok(Request::ScriptRef(&invocation)))
             .await?;
         Ok(updated == 1)
     }
@@ -363,13 +457,10 @@ impl Store for RedisStore {
 
     async fn delete(&self, key: &TokenHash) -> Result<(), StoreError> {
         let redis_key = self.redis_key(key);
-        self.link
-            .run(|mut conn| async move {
-                redis::cmd("DEL")
-                    .arg(redis_key)
-                    .query_async::<i64>(&mut conn)
-                    .await
-            })
+        let mut del = redis::cmd("DEL");
+        del.arg(&redis_key);
+        self.servers
+            .send::<i64, _>(&redis_key, |_| Ok(Request::CmdRef(&del)))
             .await?;
         Ok(())
     }
@@ -390,23 +481,25 @@ impl Cache for RedisStore {
     }
 
     async fn put(&self, key: &TokenHash, record: &Record) -> Result<(), StoreError> {
-        let conn = self.link.conn().await?;
-        let (value, expires_ms) = value::encode(record, &conn.generation)?;
-        let mut invocation = PUT.key(self.redis_key(key));
-        invocation
-            .arg(value)
-            .arg(expires_ms.max(1))
-            .arg(hex(record.version))
-            .arg(&*conn.generation)
-            .arg(to_millis(self.clock.now()))
-            // By the wall clock, which the server's is compared with (not a test clock).
-            .arg(to_millis(SystemTime::now() + self.put_deadline));
+        let redis_key = self.redis_key(key);
+        let now_ms = to_millis(self.clock.now());
+        // By the wall clock, which the server's is compared with (not a test clock).
+        let deadline_ms = to_millis(SystemTime::now() + self.put_deadline);
         // Written with the generation of the connection it goes through: if that one broke
         // and another is made, the entry belongs to the old generation and reads as a miss.
         let (written, _) = self
-            .link
-            .run_on(conn, |mut conn| async move {
-                invocation.invoke_async::<i64>(&mut conn).await
+            .servers
+            .send::<i64, _>(&redis_key, |generation| {
+                let (value, expires_ms) = value::encode(record, generation)?;
+                let mut invocation = PUT.key(&redis_key);
+                invocation
+                    .arg(value)
+                    .arg(expires_ms.max(1))
+                    .arg(hex(record.version))
+                    .arg(generation)
+                    .arg(now_ms)
+                    .arg(deadline_ms);
+                Ok(Request::Script(invocation))
             })
             .await?;
         if written < 0 {
@@ -430,28 +523,28 @@ impl Cache for RedisStore {
     }
 
     async fn invalidate(&self, key: &TokenHash, until: SystemTime) -> Result<(), StoreError> {
-        let conn = self.link.conn().await?;
         let until_ms = to_millis(until).max(1);
-        let value = value::tombstone(until_ms, &conn.generation);
         let redis_key = self.redis_key(key);
-        self.link
-            .run_on(conn, |mut conn| async move {
-                redis::cmd("SET")
-                    .arg(redis_key)
-                    .arg(value)
+        self.servers
+            .send::<(), _>(&redis_key, |generation| {
+                let mut set = redis::cmd("SET");
+                set.arg(&redis_key)
+                    .arg(value::tombstone(until_ms, generation))
                     .arg("PXAT")
-                    .arg(until_ms)
-                    .query_async::<()>(&mut conn)
-                    .await
+                    .arg(until_ms);
+                Ok(Request::Cmd(set))
             })
             .await?;
         Ok(())
     }
 
     async fn probe(&self) -> Result<(), StoreError> {
-        self.link
-            .run(|mut conn| async move { redis::cmd("PING").query_async::<()>(&mut conn).await })
-            .await
-            .map(drop)
+        for link in self.servers.masters().await? {
+            link.run(
+                |mut conn| async move { redis::cmd("PING").query_async::<()>(&mut conn).await },
+            )
+            .await?;
+        }
+        Ok(())
     }
 }

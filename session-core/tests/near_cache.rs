@@ -1,0 +1,396 @@
+//! The near-cache against real Redis servers (a private one per test, a private cluster):
+//! a hit costs no command, another instance's write reaches every copy, a lost tracking
+//! connection or a restart drops every copy, and the cross-instance delay is measured.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::private_redis::PrivateRedis;
+use session_core::{
+    clock::Clock,
+    store::{Counted, NearCache, PostgresStore, RedisStore, TieredStore},
+    testing::cluster::LocalCluster,
+    Cache, ManualClock, Record, SessionToken, Store, SystemClock, TokenHash,
+};
+
+/// `INFO commandstats` of `redis`: calls of every command but `INFO` itself.
+async fn commands(redis: &PrivateRedis) -> u64 {
+    let stats: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut redis.conn().await)
+        .await
+        .unwrap();
+    stats
+        .lines()
+        .filter(|line| line.starts_with("cmdstat_") && !line.starts_with("cmdstat_info:"))
+        .filter_map(|line| {
+            let calls = line.split("calls=").nth(1)?;
+            calls.split(',').next()?.parse::<u64>().ok()
+        })
+        .sum()
+}
+
+fn redis_at(url: &str, prefix: &str) -> RedisStore {
+    RedisStore::builder(url)
+        .key_prefix(prefix)
+        .clock(SystemClock)
+        .build()
+        .unwrap()
+}
+
+/// A near-cache whose heartbeat does not send commands while a test counts them.
+fn near(redis: RedisStore) -> NearCache {
+    NearCache::builder(redis)
+        .heartbeat(Duration::from_secs(3600))
+        .build()
+}
+
+fn record(version: u64, value: &str) -> Record {
+    let now = std::time::SystemTime::now();
+    let mut record = Record::new(now, now + Duration::from_secs(600));
+    record.version = version;
+    record.state.insert(
+        "value".into(),
+        serde_json::value::to_raw_value(value).unwrap(),
+    );
+    record
+}
+
+fn value(record: &Record) -> String {
+    serde_json::from_str(record.state["value"].get()).unwrap()
+}
+
+fn key() -> TokenHash {
+    SessionToken::generate().unwrap().hash()
+}
+
+async fn tracking(cache: &NearCache) {
+    assert!(
+        cache.wait_tracking(Duration::from_secs(10)).await,
+        "the near-cache did not start tracking"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hit_costs_no_redis_command_and_no_sql_statement() {
+    let Some(redis) = PrivateRedis::start().await else {
+        return;
+    };
+    let clock = ManualClock::starting_now();
+    let Some(durable) = common::postgres_store(&clock).await else {
+        return;
+    };
+    let durable = Counted::new(durable);
+    let cache = near(redis_at(&redis.url(), "s:"));
+    tracking(&cache).await;
+    let tier = TieredStore::new(cache.clone(), durable.clone());
+    let key = key();
+    let created = Record::new(clock.now(), clock.now() + Duration::from_secs(600));
+    assert!(tier.create(&key, &created).await.unwrap());
+    // The first read fills the copy from Redis.
+    assert!(tier.load(&key).await.unwrap().is_some());
+    let before = (commands(&redis).await, durable.counts());
+    for _ in 0..100 {
+        assert_eq!(tier.load(&key).await.unwrap().unwrap().version, 1);
+    }
+    let after = (commands(&redis).await, durable.counts());
+    assert_eq!(after.0 - before.0, 0, "Redis commands for 100 hits");
+    assert_eq!(after.1, before.1, "durable store calls for 100 hits");
+    // Not a cache that never asks: a write through it makes the next read ask Redis.
+    let mut next = tier.load(&key).await.unwrap().unwrap().next_version();
+    next.expires_at = clock.now() + Duration::from_secs(600);
+    assert!(tier.update(&key, 1, &next).await.unwrap());
+    let before = commands(&redis).await;
+    assert_eq!(tier.load(&key).await.unwrap().unwrap().version, 2);
+    assert!(
+        commands(&redis).await > before,
+        "a read after a write asks Redis"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_instances_write_reaches_every_copy() {
+    let Some(redis) = PrivateRedis::start().await else {
+        return;
+    };
+    let a = NearCache::new(redis_at(&redis.url(), "s:"));
+    let b = NearCache::new(redis_at(&redis.url(), "s:"));
+    tracking(&a).await;
+    tracking(&b).await;
+    let key = key();
+    Cache::put(&a, &key, &record(1, "one")).await.unwrap();
+    // Both hold a copy of version 1.
+    assert_eq!(value(&Cache::get(&a, &key).await.unwrap().unwrap()), "one");
+    assert_eq!(value(&Cache::get(&b, &key).await.unwrap().unwrap()), "one");
+    assert_eq!(b.len(), 1);
+    // A writes version 2: B's copy goes as soon as the server's message arrives.
+    Cache::put(&a, &key, &record(2, "two")).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let seen = value(&Cache::get(&b, &key).await.unwrap().unwrap());
+        if seen == "two" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "B still serves the old copy");
+        tokio::task::yield_now().await;
+    }
+    // Once seen, never the old one again.
+    for _ in 0..200 {
+        assert_eq!(value(&Cache::get(&b, &key).await.unwrap().unwrap()), "two");
+    }
+    // An invalidation (a delete) reaches B too.
+    Cache::invalidate(
+        &a,
+        &key,
+        std::time::SystemTime::now() + Duration::from_secs(30),
+    )
+    .await
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Cache::get(&b, &key).await.unwrap().is_some() {
+        assert!(
+            Instant::now() < deadline,
+            "B still serves a deleted session"
+        );
+        tokio::task::yield_now().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_drops_every_copy_before_any_is_served_again() {
+    let Some(mut redis) = PrivateRedis::start().await else {
+        return;
+    };
+    let a = NearCache::builder(redis_at(&redis.url(), "s:"))
+        .heartbeat(Duration::from_millis(50))
+        .build();
+    let b = NearCache::builder(redis_at(&redis.url(), "s:"))
+        .heartbeat(Duration::from_millis(50))
+        .build();
+    tracking(&a).await;
+    tracking(&b).await;
+    let key = key();
+    Cache::put(&a, &key, &record(1, "one")).await.unwrap();
+    for cache in [&a, &b] {
+        assert!(Cache::get(cache, &key).await.unwrap().is_some());
+    }
+    // Redis restarts from its append-only file (same data, a new run_id): while it is
+    // down and until tracking is back, nothing is served from the copies.
+    redis.stop().await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while a.is_tracking() || b.is_tracking() {
+        assert!(Instant::now() < deadline, "tracking not lost after a stop");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    for cache in [&a, &b] {
+        assert!(
+            Cache::get(cache, &key).await.is_err(),
+            "served a copy while Redis is down"
+        );
+    }
+    redis.restart().await;
+    tracking(&a).await;
+    tracking(&b).await;
+    for cache in [&a, &b] {
+        assert_eq!(cache.len(), 0, "copies survived the restart");
+        // The entry came back with the old run_id: a miss, as for any cache read.
+        assert!(Cache::get(cache, &key).await.unwrap().is_none());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_tracking_connection_stops_the_copies() {
+    let Some(redis) = PrivateRedis::start().await else {
+        return;
+    };
+    let a = NearCache::builder(
+        RedisStore::builder(redis.url())
+            .key_prefix("s:")
+            .response_timeout(Duration::from_millis(200))
+            .build()
+            .unwrap(),
+    )
+    .heartbeat(Duration::from_millis(50))
+    .build();
+    tracking(&a).await;
+    let key = key();
+    Cache::put(&a, &key, &record(1, "one")).await.unwrap();
+    assert!(Cache::get(&a, &key).await.unwrap().is_some());
+    assert_eq!(a.len(), 1);
+    redis.pause();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while a.is_tracking() {
+        assert!(Instant::now() < deadline, "a frozen server still trusted");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    redis.resume();
+    tracking(&a).await;
+    assert_eq!(a.len(), 0, "copies survived a lost heartbeat");
+}
+
+/// Write on A, poll B: how long B serves the old copy. Reported in BENCHMARKS.md.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cross_instance_invalidation_delay() {
+    let Some(redis) = PrivateRedis::start().await else {
+        return;
+    };
+    let a = NearCache::new(redis_at(&redis.url(), "s:"));
+    let b = NearCache::new(redis_at(&redis.url(), "s:"));
+    tracking(&a).await;
+    tracking(&b).await;
+    let key = key();
+    const WRITES: u64 = 1_000;
+    let mut delays = Vec::with_capacity(WRITES as usize);
+    let mut stale_after = 0;
+    for version in 1..=WRITES {
+        let text = version.to_string();
+        Cache::put(&a, &key, &record(version, &text)).await.unwrap();
+        let written = Instant::now();
+        let deadline = written + Duration::from_secs(5);
+        loop {
+            let seen = Cache::get(&b, &key).await.unwrap().unwrap();
+            if seen.version == version {
+                delays.push(written.elapsed());
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "version {version} never reached B"
+            );
+        }
+        // B now holds a copy of `version` (filled by the read that saw it); a few more
+        // reads must all agree.
+        for _ in 0..3 {
+            if Cache::get(&b, &key).await.unwrap().unwrap().version != version {
+                stale_after += 1;
+            }
+        }
+    }
+    assert_eq!(stale_after, 0, "stale reads after the invalidation arrived");
+    delays.sort();
+    let at = |q: f64| delays[((delays.len() as f64 - 1.0) * q) as usize];
+    eprintln!(
+        "near-cache invalidation delay over {WRITES} writes: p50 {:?}, p99 {:?}, max {:?}",
+        at(0.5),
+        at(0.99),
+        delays[delays.len() - 1]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_cluster_a_write_reaches_every_copy_and_a_failover_drops_them() {
+    let cluster = match LocalCluster::start(3, 1).await {
+        Ok(cluster) => cluster,
+        Err(err) => {
+            common::unavailable("a local Redis Cluster", &err);
+            return;
+        }
+    };
+    let mut cluster = cluster;
+    let store = || {
+        RedisStore::cluster_builder(cluster.urls())
+            .key_prefix("s:")
+            .response_timeout(Duration::from_millis(300))
+            .build()
+            .unwrap()
+    };
+    let a = NearCache::builder(store())
+        .heartbeat(Duration::from_millis(50))
+        .build();
+    let b = NearCache::builder(store())
+        .heartbeat(Duration::from_millis(50))
+        .build();
+    tracking(&a).await;
+    tracking(&b).await;
+    let keys: Vec<TokenHash> = (0..20).map(|_| key()).collect();
+    for key in &keys {
+        Cache::put(&a, key, &record(1, "one")).await.unwrap();
+        assert!(Cache::get(&b, key).await.unwrap().is_some());
+    }
+    for key in &keys {
+        Cache::put(&a, key, &record(2, "two")).await.unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    for key in &keys {
+        while Cache::get(&b, key).await.unwrap().unwrap().version != 2 {
+            assert!(
+                Instant::now() < deadline,
+                "B serves an old copy on the cluster"
+            );
+            tokio::task::yield_now().await;
+        }
+    }
+    // Kill the master of the first key: its replica takes over; both caches drop every
+    // copy, and afterwards nothing stale is served.
+    let redis_key = a.redis().redis_key(&keys[0]);
+    let port = cluster.nodes[0].port;
+    let master = cluster.master_of(port, redis_key.as_bytes()).await.unwrap();
+    cluster.kill(master).await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while a.is_tracking() || b.is_tracking() {
+        assert!(Instant::now() < deadline, "tracking survived a dead master");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Until the failover, writes of that slot fail; then they land on the new master.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while let Err(err) = Cache::put(&a, &keys[0], &record(3, "three")).await {
+        assert!(Instant::now() < deadline, "no failover: {err}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tracking(&a).await;
+    tracking(&b).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match Cache::get(&b, &keys[0]).await {
+            Ok(Some(record)) if record.version == 3 => break,
+            _ => {}
+        }
+        assert!(
+            Instant::now() < deadline,
+            "B never saw the write after the failover"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for key in &keys[1..] {
+        if let Some(record) = Cache::get(&b, key).await.unwrap() {
+            assert_eq!(record.version, 2, "a stale copy after the failover");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_tiers_on_postgres() {
+    let Some(redis) = PrivateRedis::start().await else {
+        return;
+    };
+    let clock = ManualClock::starting_now();
+    let Some(durable) = common::postgres_store(&clock).await else {
+        return;
+    };
+    let durable: PostgresStore = durable;
+    let a = TieredStore::new(near(redis_at(&redis.url(), "s:")), durable.clone());
+    let b = TieredStore::new(near(redis_at(&redis.url(), "s:")), durable.clone());
+    tracking(a.cache()).await;
+    tracking(b.cache()).await;
+    let key = key();
+    let created = Record::new(clock.now(), clock.now() + Duration::from_secs(600));
+    assert!(a.create(&key, &created).await.unwrap());
+    let mut version = 1;
+    // A client alternating between the instances while it writes sees every write.
+    for round in 0..50 {
+        let (writer, reader) = if round % 2 == 0 { (&a, &b) } else { (&b, &a) };
+        let current = writer.load(&key).await.unwrap().unwrap();
+        assert_eq!(current.version, version, "round {round}: a stale read");
+        let mut next = current.next_version();
+        next.expires_at = clock.now() + Duration::from_secs(600);
+        assert!(writer.update(&key, version, &next).await.unwrap());
+        version += 1;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while reader.load(&key).await.unwrap().unwrap().version != version {
+            assert!(Instant::now() < deadline, "round {round}: never reached");
+            tokio::task::yield_now().await;
+        }
+    }
+}
