@@ -132,8 +132,28 @@ impl LocalCluster {
         }
     }
 
+    /// Writes a snapshot of the node on `port` (`SAVE`); a [`restart`](Self::restart)
+    /// loads it.
+    ///
+    /// # Errors
+    ///
+    /// If the node does not answer.
+    pub async fn snapshot(&self, port: u16) -> std::io::Result<()> {
+        let client = redis::Client::open(format!("redis://127.0.0.1:{port}"))
+            .map_err(std::io::Error::other)?;
+        let mut conn = client
+            .get_multiplexed_async_connection()
+            .await
+            .map_err(std::io::Error::other)?;
+        redis::cmd("SAVE")
+            .query_async::<()>(&mut conn)
+            .await
+            .map_err(std::io::Error::other)
+    }
+
     /// Starts the node on `port` again, with its cluster configuration (it rejoins as
-    /// what the cluster now says it is) and no data.
+    /// what the cluster now says it is) and the data of its last [`snapshot`](Self::snapshot),
+    /// if any.
     ///
     /// # Errors
     ///

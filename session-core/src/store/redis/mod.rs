@@ -540,10 +540,16 @@ impl Cache for RedisStore {
 
     async fn probe(&self) -> Result<(), StoreError> {
         for link in self.servers.masters().await? {
-            link.run(
-                |mut conn| async move { redis::cmd("PING").query_async::<()>(&mut conn).await },
-            )
-            .await?;
+            let ping = link
+                .run(
+                    |mut conn| async move { redis::cmd("PING").query_async::<()>(&mut conn).await },
+                )
+                .await;
+            if let Err(err) = ping {
+                // The node may have failed over: the next probe reads the slots again.
+                self.servers.node_failed();
+                return Err(err);
+            }
         }
         Ok(())
     }
