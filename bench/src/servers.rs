@@ -9,7 +9,7 @@ use actix_session::{
 use actix_web::{cookie::Key, web, App, HttpResponse, HttpServer};
 use session_actix::SessionLayer;
 use session_core::{
-    store::{Counted, MemoryStore, PostgresStore, RedisStore, SqliteStore, TieredStore},
+    store::{Counted, MemoryStore, NearCache, PostgresStore, RedisStore, SqliteStore, TieredStore},
     Store,
 };
 
@@ -22,6 +22,8 @@ pub(crate) const VARIANTS: &[&str] = &[
     "ours-redis",
     "ours-memory+sqlite",
     "ours-redis+postgres",
+    "ours-near+redis+postgres",
+    "ours-cluster+postgres",
     "tower-sessions-memory",
     "tower-sessions-moka+postgres",
     "tower-sessions-redis+postgres",
@@ -131,11 +133,18 @@ pub(crate) async fn serve(variant: &str, env: Env) -> std::io::Result<()> {
             let stats = tiers(cache.clone(), durable.clone());
             ours(TieredStore::new(cache, durable), stats, key, env.port).await
         }
-        "ours-redis+postgres" => {
-            let cache = RedisStore::builder(&env.redis_url)
-                .key_prefix(prefix)
-                .build()
-                .map_err(std::io::Error::other)?;
+        "ours-redis+postgres" | "ours-near+redis+postgres" | "ours-cluster+postgres" => {
+            let cache = if variant == "ours-cluster+postgres" {
+                let urls = std::env::var("REDIS_CLUSTER_URLS").map_err(|_| {
+                    std::io::Error::other("ours-cluster+postgres needs REDIS_CLUSTER_URLS")
+                })?;
+                RedisStore::cluster_builder(urls.split(',').map(str::to_owned))
+            } else {
+                RedisStore::builder(&env.redis_url)
+            }
+            .key_prefix(prefix)
+            .build()
+            .map_err(std::io::Error::other)?;
             let durable = PostgresStore::builder(pg_pool(&env.database_url).await?)
                 .table_name(
                     std::env::var("BENCH_PG_TABLE").unwrap_or_else(|_| "bench_sessions".into()),
@@ -143,9 +152,18 @@ pub(crate) async fn serve(variant: &str, env: Env) -> std::io::Result<()> {
                 .build()
                 .map_err(std::io::Error::other)?;
             durable.migrate().await.map_err(std::io::Error::other)?;
-            let (cache, durable) = (Counted::new(cache), Counted::new(durable));
-            let stats = tiers(cache.clone(), durable.clone());
-            ours(TieredStore::new(cache, durable), stats, key, env.port).await
+            let durable = Counted::new(durable);
+            if variant == "ours-near+redis+postgres" {
+                let near = NearCache::new(cache);
+                near.wait_tracking(Duration::from_secs(5)).await;
+                let cache = Counted::new(near);
+                let stats = tiers(cache.clone(), durable.clone());
+                ours(TieredStore::new(cache, durable), stats, key, env.port).await
+            } else {
+                let cache = Counted::new(cache);
+                let stats = tiers(cache.clone(), durable.clone());
+                ours(TieredStore::new(cache, durable), stats, key, env.port).await
+            }
         }
         "tower-sessions-memory" => {
             let layer =

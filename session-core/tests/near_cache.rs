@@ -360,9 +360,11 @@ async fn on_a_cluster_a_write_reaches_every_copy_and_a_failover_drops_them() {
     }
 }
 
+/// Two instances of three tiers (near-cache, Redis, PostgreSQL) with a client alternating
+/// between them while it writes, and a Redis restart in the middle.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_tiers_on_postgres() {
-    let Some(redis) = PrivateRedis::start().await else {
+    let Some(mut redis) = PrivateRedis::start().await else {
         return;
     };
     let clock = ManualClock::starting_now();
@@ -370,8 +372,24 @@ async fn three_tiers_on_postgres() {
         return;
     };
     let durable: PostgresStore = durable;
-    let a = TieredStore::new(near(redis_at(&redis.url(), "s:")), durable.clone());
-    let b = TieredStore::new(near(redis_at(&redis.url(), "s:")), durable.clone());
+    let instance = |url: String| {
+        let redis = RedisStore::builder(url)
+            .key_prefix("s:")
+            .response_timeout(Duration::from_millis(300))
+            .connection_timeout(Duration::from_millis(300))
+            .build()
+            .unwrap();
+        let cache = NearCache::builder(redis)
+            .heartbeat(Duration::from_millis(50))
+            .build();
+        TieredStore::builder(cache, durable.clone())
+            .retry_after(Duration::from_millis(50))
+            .max_retry_after(Duration::from_millis(200))
+            .repair_interval(Duration::from_millis(200))
+            .build()
+    };
+    let a = instance(redis.url());
+    let b = instance(redis.url());
     tracking(a.cache()).await;
     tracking(b.cache()).await;
     let key = key();
@@ -379,7 +397,20 @@ async fn three_tiers_on_postgres() {
     assert!(a.create(&key, &created).await.unwrap());
     let mut version = 1;
     // A client alternating between the instances while it writes sees every write.
-    for round in 0..50 {
+    for round in 0..60 {
+        if round == 30 {
+            // Both hold a copy now; Redis restarts (same data from its append-only file,
+            // a new run_id): both drop every copy, and the client goes on.
+            assert!(a.cache().len() + b.cache().len() > 0);
+            redis.stop().await;
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while a.cache().is_tracking() || b.cache().is_tracking() {
+                assert!(Instant::now() < deadline, "tracking survived the stop");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            assert_eq!(a.cache().len() + b.cache().len(), 0, "copies survived");
+            redis.restart().await;
+        }
         let (writer, reader) = if round % 2 == 0 { (&a, &b) } else { (&b, &a) };
         let current = writer.load(&key).await.unwrap().unwrap();
         assert_eq!(current.version, version, "round {round}: a stale read");
@@ -392,5 +423,14 @@ async fn three_tiers_on_postgres() {
             assert!(Instant::now() < deadline, "round {round}: never reached");
             tokio::task::yield_now().await;
         }
+    }
+    // Back on all three tiers: the copies serve again.
+    tracking(a.cache()).await;
+    common::until_repaired(&a).await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while a.cache().is_empty() {
+        assert_eq!(a.load(&key).await.unwrap().unwrap().version, version);
+        assert!(Instant::now() < deadline, "no copy after the restart");
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }

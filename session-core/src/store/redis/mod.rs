@@ -311,6 +311,12 @@ impl RedisStore {
         Self::builder(url).build()
     }
 
+    /// The prefix of every key this store writes.
+    #[must_use]
+    pub fn key_prefix(&self) -> &str {
+        &self.prefix
+    }
+
     /// The Redis key of a session.
     #[must_use]
     pub fn redis_key(&self, key: &TokenHash) -> String {
