@@ -155,7 +155,11 @@ pub(crate) async fn serve(variant: &str, env: Env) -> std::io::Result<()> {
             let durable = Counted::new(durable);
             if variant == "ours-near+redis+postgres" {
                 let near = NearCache::new(cache);
-                near.wait_tracking(Duration::from_secs(5)).await;
+                if !near.wait_tracking(Duration::from_secs(5)).await {
+                    return Err(std::io::Error::other(
+                        "the near-cache did not start tracking",
+                    ));
+                }
                 let cache = Counted::new(near);
                 let stats = tiers(cache.clone(), durable.clone());
                 ours(TieredStore::new(cache, durable), stats, key, env.port).await

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use session_core::{
     cache_conformance,
     clock::Clock,
-    store::{MemoryStore, PostgresStore, RedisStore, SqliteStore, TieredStore},
+    store::{MemoryStore, NearCache, PostgresStore, RedisStore, SqliteStore, TieredStore},
     store_conformance as conformance,
     testing::{
         cache_conformance::CacheFixture,
@@ -268,6 +268,43 @@ async fn redis_cluster_cache() -> Option<CacheFixture<RedisStore>> {
     Some(CacheFixture::new(cache, clock))
 }
 
+/// The near-cache in front of Redis, tracking (so that copies are served).
+async fn near_cache() -> Option<CacheFixture<NearCache>> {
+    let clock = ManualClock::starting_now();
+    let cache = NearCache::new(common::redis_store(&clock).await?);
+    assert!(
+        cache
+            .wait_tracking(std::time::Duration::from_secs(10))
+            .await
+    );
+    Some(CacheFixture::new(cache, clock))
+}
+
+async fn tiered_near_postgres() -> Option<Fixture<TieredStore<NearCache, PostgresStore>>> {
+    let clock = ManualClock::starting_now();
+    let durable = common::postgres_store(&clock).await?;
+    let cache = NearCache::new(common::redis_store(&clock).await?);
+    assert!(
+        cache
+            .wait_tracking(std::time::Duration::from_secs(10))
+            .await
+    );
+    let plant = plant_postgres(&durable);
+    Some(
+        Fixture::new(
+            TieredStore::builder(cache, durable)
+                .clock(clock.clone())
+                .build(),
+            clock,
+        )
+        .plant(move |key, bytes| plant(key, bytes))
+        .update_checks_clock(true)
+        .cleanup_reclaims(true),
+    )
+}
+
+conformance!(tiered_near_postgres_store, tiered_near_postgres());
+cache_conformance!(near_cache_tier, near_cache());
 cache_conformance!(memory_cache_tier, memory_cache());
 cache_conformance!(redis_cluster_cache_tier, redis_cluster_cache());
 cache_conformance!(redis_cache_tier, redis_cache());

@@ -144,9 +144,9 @@ pub async fn store_from_env(example: &str) -> Result<(DynStore, Tiers), String> 
              set both, or neither for the embedded SQLite default",
             redis.variable()
         )),
-        (None, Some(_)) => Err("DATABASE_URL is set but REDIS_URL is not: set both for \
-                                Redis in front of PostgreSQL, or neither for the embedded \
-                                SQLite default"
+        (None, Some(_)) => Err("DATABASE_URL is set but neither REDIS_URL nor \
+                                REDIS_CLUSTER_URLS is: set one of them for Redis in front of \
+                                PostgreSQL, or none for the embedded SQLite default"
             .to_owned()),
         (None, None) => {
             let db =

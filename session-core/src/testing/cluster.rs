@@ -42,15 +42,17 @@ pub struct LocalCluster {
     dir: PathBuf,
 }
 
-/// Two free loopback ports `p` and `p + 10000` (the cluster bus), bounded in attempts.
+/// Two free loopback ports `p` and `p + 10000` (the cluster bus), bounded in attempts:
+/// drawn at random below Linux's ephemeral range (32768 and up), where outgoing
+/// connections take their ports, so that neither is taken before the node binds it.
 fn free_port() -> std::io::Result<u16> {
+    let bindable = |port: u16| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok();
     for _ in 0..200 {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-        let port = listener.local_addr()?.port();
-        if port >= 55_000 {
-            continue;
-        }
-        if std::net::TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok() {
+        let mut bytes = [0u8; 2];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
+            .map_err(|_| std::io::Error::other("the random source failed"))?;
+        let port = 10_000 + u16::from_le_bytes(bytes) % 12_000;
+        if bindable(port) && bindable(port + 10_000) {
             return Ok(port);
         }
     }
@@ -71,6 +73,10 @@ fn server_args(port: u16) -> Vec<String> {
         "nodes.conf",
         "--cluster-node-timeout",
         &NODE_TIMEOUT_MS.to_string(),
+        // A replica is listed by `CLUSTER SLOTS` once its replication offset moved: a
+        // ping of the replication stream each second moves it soon after the start.
+        "--repl-ping-replica-period",
+        "1",
         "--save",
         "",
         "--appendonly",
@@ -96,23 +102,11 @@ impl LocalCluster {
             dir,
         };
         for _ in 0..masters * (1 + replicas) {
-            let port = free_port()?;
-            let dir = cluster.dir.join(port.to_string());
-            std::fs::create_dir_all(&dir)?;
-            let mut node = Node {
-                port,
-                dir,
-                child: None,
-            };
-            spawn(&mut node)?;
-            cluster.nodes.push(node);
-        }
-        for node in &cluster.nodes {
-            wait_for(&node.url(), |_| true).await?;
+            cluster.nodes.push(start_node(&cluster.dir).await?);
         }
         create(&cluster.urls(), replicas).await?;
         cluster.wait_healthy(masters * (1 + replicas)).await?;
-        cluster.wait_replicated().await?;
+        cluster.wait_replicated(masters * replicas).await?;
         Ok(cluster)
     }
 
@@ -188,12 +182,14 @@ impl LocalCluster {
         Ok(())
     }
 
-    /// Waits until every replica is in sync with its master (so that it may take over).
+    /// Waits until every replica is in sync with its master (so that it may take over),
+    /// and every node knows all `replicas` replicas (so that every node reports the same
+    /// layout).
     ///
     /// # Errors
     ///
     /// If a replica is not in sync within 30 s.
-    pub async fn wait_replicated(&self) -> std::io::Result<()> {
+    pub async fn wait_replicated(&self, replicas: usize) -> std::io::Result<()> {
         let deadline = Instant::now() + Duration::from_secs(30);
         for node in &self.nodes {
             if node.child.is_none() {
@@ -209,7 +205,35 @@ impl LocalCluster {
                         .unwrap_or_default(),
                     Err(_) => String::new(),
                 };
-                if info.contains("role:master") || info.contains("master_link_status:up") {
+                let nodes = match client.get_multiplexed_async_connection().await {
+                    Ok(mut conn) => redis::cmd("CLUSTER")
+                        .arg("NODES")
+                        .query_async::<String>(&mut conn)
+                        .await
+                        .unwrap_or_default(),
+                    Err(_) => String::new(),
+                };
+                let known_replicas = nodes
+                    .lines()
+                    .filter(|line| {
+                        line.split_whitespace()
+                            .nth(2)
+                            .is_some_and(|flags| flags.split(',').any(|f| f == "slave"))
+                    })
+                    .count();
+                let listed_replicas = match client.get_multiplexed_async_connection().await {
+                    Ok(mut conn) => redis::cmd("CLUSTER")
+                        .arg("SLOTS")
+                        .query_async::<Vec<Vec<redis::Value>>>(&mut conn)
+                        .await
+                        .map(|ranges| ranges.iter().map(|r| r.len().saturating_sub(3)).sum())
+                        .unwrap_or(usize::MAX),
+                    Err(_) => usize::MAX,
+                };
+                if (info.contains("role:master") || info.contains("master_link_status:up"))
+                    && known_replicas == replicas
+                    && listed_replicas == replicas
+                {
                     break;
                 }
                 if Instant::now() >= deadline {
@@ -276,6 +300,54 @@ impl Drop for LocalCluster {
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// A node on free ports, in a directory of its own under `dir`; another attempt on other
+/// ports if something else took them first (a few, bounded).
+async fn start_node(dir: &std::path::Path) -> std::io::Result<Node> {
+    let mut last = None;
+    for _ in 0..5 {
+        let port = free_port()?;
+        let node_dir = dir.join(port.to_string());
+        std::fs::create_dir_all(&node_dir)?;
+        let mut node = Node {
+            port,
+            dir: node_dir,
+            child: None,
+        };
+        spawn(&mut node)?;
+        // Ours only if the server on the port works in our directory.
+        let expected = node.dir.display().to_string();
+        match wait_until(Instant::now() + Duration::from_secs(5), &node.url(), |_| {
+            true
+        })
+        .await
+        {
+            Ok(()) if serves_from(&node.url(), &expected).await => return Ok(node),
+            Ok(()) => last = Some(std::io::Error::other("another server took the port")),
+            Err(err) => last = Some(err),
+        }
+        if let Some(mut child) = node.child.take() {
+            let _ = child.kill().await;
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other("no cluster node started")))
+}
+
+/// Whether the server at `url` keeps its data in `dir` (`CONFIG GET dir`).
+async fn serves_from(url: &str, dir: &str) -> bool {
+    let Ok(client) = redis::Client::open(url) else {
+        return false;
+    };
+    let Ok(mut conn) = client.get_multiplexed_async_connection().await else {
+        return false;
+    };
+    redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("dir")
+        .query_async::<Vec<String>>(&mut conn)
+        .await
+        .is_ok_and(|reply| reply.get(1).is_some_and(|d| d == dir))
 }
 
 fn spawn(node: &mut Node) -> std::io::Result<()> {
@@ -402,8 +474,10 @@ async fn start_shared() -> std::io::Result<Vec<String>> {
             .collect::<Vec<_>>()
             .join(" ");
         let watchdog = format!(
-            "{server} >/dev/null 2>&1 & r=$!; while kill -0 {parent} 2>/dev/null; do sleep 1; done; kill $r",
-            parent = std::process::id()
+            "{server} >/dev/null 2>&1 & r=$!; while kill -0 {parent} 2>/dev/null; do sleep 1; done; \
+             kill $r; sleep 1; rm -rf '{dir}'",
+            parent = std::process::id(),
+            dir = node_dir.display()
         );
         std::process::Command::new("sh")
             .args(["-c", &watchdog])

@@ -9,8 +9,9 @@ use std::{
     collections::HashMap,
     sync::{
         atomic::{AtomicBool, AtomicU64, Ordering},
-        Arc, PoisonError, RwLock,
+        Arc, Mutex, PoisonError, RwLock,
     },
+    time::{Duration, Instant},
 };
 
 use redis::{AsyncConnectionConfig, Client, ConnectionAddr, ConnectionInfo, Value};
@@ -33,13 +34,33 @@ pub(super) struct Cluster {
     /// One refresh at a time.
     refreshing: tokio::sync::Mutex<()>,
     versions: AtomicU64,
+    /// The version of the topology in use, for a lock-free look.
+    layout: AtomicU64,
+    /// When the slots last could not be read.
+    failed_at: Mutex<Option<Instant>>,
+}
+
+/// How long after a failed read of the slots commands fail at once instead of reading
+/// them again.
+const RETRY_AFTER: Duration = Duration::from_millis(100);
+
+/// Whether `ranges` describe a cluster of one node, whose own view is all there is.
+fn alone(ranges: &[Range]) -> bool {
+    ranges.iter().all(|range| {
+        range.replicas.is_empty()
+            && ranges
+                .first()
+                .is_some_and(|first| first.master == range.master)
+    })
 }
 
 /// Which master serves each slot, as one `CLUSTER SLOTS` reply told it.
 pub(crate) struct Topology {
-    /// Bumped by every refresh: what a near-cache compares to know that the nodes it
-    /// tracks are still the nodes that serve.
+    /// Bumped by every refresh that finds another layout: what a near-cache compares to
+    /// know that the nodes it tracks are still the nodes that serve.
     pub(crate) version: u64,
+    /// The slot ranges with their master and replicas, as read: what tells layouts apart.
+    layout: Vec<Range>,
     /// For each slot, the index of its master in `masters`, or [`UNSERVED`].
     slots: Vec<u16>,
     masters: Vec<Arc<Link>>,
@@ -51,6 +72,7 @@ impl Topology {
     fn empty() -> Self {
         Self {
             version: 0,
+            layout: Vec::new(),
             slots: Vec::new(),
             masters: Vec::new(),
             nodes: Vec::new(),
@@ -72,6 +94,8 @@ impl Cluster {
             stale: AtomicBool::new(true),
             refreshing: tokio::sync::Mutex::new(()),
             versions: AtomicU64::new(0),
+            layout: AtomicU64::new(0),
+            failed_at: Mutex::new(None),
         }
     }
 
@@ -81,6 +105,11 @@ impl Cluster {
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
+    }
+
+    /// The version of the topology in use (0 before the first read).
+    pub(super) fn layout_version(&self) -> u64 {
+        self.layout.load(Ordering::Acquire)
     }
 
     /// The link to the master serving `key`, reading the slots first if they are stale.
@@ -107,39 +136,99 @@ impl Cluster {
         self.stale.store(true, Ordering::Release);
     }
 
-    /// Reads the slots from the first node that answers: the known nodes, then the seeds.
+    /// Reads the slots from the first node that answers (the known nodes, then the seeds)
+    /// if they are stale.
     pub(super) async fn refresh(&self) -> Result<(), StoreError> {
-        let _one_at_a_time = self.refreshing.lock().await;
-        if !self.stale.load(Ordering::Acquire) {
-            return Ok(()); // refreshed while this call waited
-        }
-        let current = self.topology();
-        let mut last_error = None;
-        let candidates = current.nodes.iter().chain(self.seeds.iter());
-        for node in candidates {
-            match self.read_slots(node, &current).await {
-                Ok(topology) => {
-                    *self
-                        .topology
-                        .write()
-                        .unwrap_or_else(PoisonError::into_inner) = Arc::new(topology);
-                    self.stale.store(false, Ordering::Release);
-                    return Ok(());
-                }
-                Err(err) => last_error = Some(err),
-            }
-        }
-        Err(last_error.unwrap_or_else(|| {
-            StoreError::Config("a Redis Cluster needs at least one node".into())
-        }))
+        self.read(false).await
     }
 
-    async fn read_slots(
-        &self,
-        node: &ConnectionInfo,
-        current: &Topology,
-    ) -> Result<Topology, StoreError> {
-        let link = self.link(node, current)?;
+    /// Reads the slots again, stale or not; commands meanwhile use the current ones.
+    pub(super) async fn reload(&self) -> Result<(), StoreError> {
+        self.read(true).await
+    }
+
+    async fn read(&self, always: bool) -> Result<(), StoreError> {
+        let _one_at_a_time = self.refreshing.lock().await;
+        if !always && !self.stale.load(Ordering::Acquire) {
+            return Ok(()); // refreshed while this call waited
+        }
+        if !always && self.failed_recently() {
+            // Commands queued behind a failed read fail fast instead of each trying again.
+            return Err(StoreError::unavailable(
+                "the Redis Cluster's slots could not be read a moment ago",
+            ));
+        }
+        let current = self.topology();
+        // Masters first (their links are kept), then the other known nodes, then the seeds.
+        let mut candidates: Vec<ConnectionInfo> = Vec::new();
+        let known = current
+            .masters
+            .iter()
+            .map(|link| link.connection_info().clone())
+            .chain(current.nodes.iter().cloned())
+            .chain(self.seeds.iter().cloned());
+        for node in known {
+            if !candidates.iter().any(|c| c.addr() == node.addr()) {
+                candidates.push(node);
+            }
+        }
+        let mut views: Vec<Vec<Range>> = Vec::new();
+        let mut last_error = None;
+        for node in &candidates {
+            let ranges = match self.read_slots(node).await {
+                Ok(ranges) => ranges,
+                Err(err) => {
+                    last_error = Some(err);
+                    continue;
+                }
+            };
+            // A layout is believed once two nodes report it: a master restarted with an
+            // old configuration claims its former slots until the others correct it, and
+            // writes it acknowledged meanwhile would be lost when it steps down.
+            let agreed = views.contains(&ranges) || (views.is_empty() && alone(&ranges));
+            if agreed {
+                let topology = self.build(ranges, node, &current)?;
+                self.layout.store(topology.version, Ordering::Release);
+                *self
+                    .topology
+                    .write()
+                    .unwrap_or_else(PoisonError::into_inner) = Arc::new(topology);
+                self.stale.store(false, Ordering::Release);
+                *self
+                    .failed_at
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = None;
+                return Ok(());
+            }
+            views.push(ranges);
+        }
+        *self
+            .failed_at
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());
+        Err(match (views.len(), last_error) {
+            (0, Some(err)) => err,
+            (0, None) => StoreError::Config("a Redis Cluster needs at least one node".into()),
+            (1, _) => StoreError::unavailable(
+                "only one Redis Cluster node answered CLUSTER SLOTS: its view is not trusted alone",
+            ),
+            _ => StoreError::unavailable(
+                "Redis Cluster nodes disagree on which node serves which slot (a failover in progress?)",
+            ),
+        })
+    }
+
+    fn failed_recently(&self) -> bool {
+        self.failed_at
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some_and(|at| at.elapsed() < RETRY_AFTER)
+    }
+
+    /// The slot ranges as `node` reports them, sorted.
+    async fn read_slots(&self, node: &ConnectionInfo) -> Result<Vec<Range>, StoreError> {
+        let current = self.topology();
+        let link = self.link(node, &current)?;
         let conn = link.conn().await?;
         let (reply, _) = link
             .run_on(conn, |mut conn| async move {
@@ -149,7 +238,22 @@ impl Cluster {
                     .await
             })
             .await?;
-        let ranges = parse_slots(&reply, host_of(node))?;
+        let mut ranges = parse_slots(&reply, host_of(node))?;
+        ranges.sort_by_key(|range| range.start);
+        for range in &mut ranges {
+            range.replicas.sort();
+        }
+        Ok(ranges)
+    }
+
+    /// The topology of `ranges`, with links for its masters (kept from `current` where it
+    /// has them); connection settings other than the address come from `template`.
+    fn build(
+        &self,
+        ranges: Vec<Range>,
+        template: &ConnectionInfo,
+        current: &Topology,
+    ) -> Result<Topology, StoreError> {
         let mut slots = vec![UNSERVED; SLOTS];
         let mut masters: Vec<Arc<Link>> = Vec::new();
         let mut master_index: HashMap<(String, u16), u16> = HashMap::new();
@@ -159,7 +263,7 @@ impl Cluster {
             let index = match master_index.get(&range.master) {
                 Some(index) => *index,
                 None => {
-                    let info = with_addr(node, &range.master);
+                    let info = with_addr(template, &range.master);
                     masters.push(self.link(&info, current)?);
                     let index = u16::try_from(masters.len() - 1)
                         .map_err(|_| StoreError::corrupt("too many Redis Cluster masters"))?;
@@ -174,12 +278,18 @@ impl Cluster {
             }
             for addr in std::iter::once(&range.master).chain(&range.replicas) {
                 if seen.insert(addr.clone()) {
-                    nodes.push(with_addr(node, addr));
+                    nodes.push(with_addr(template, addr));
                 }
             }
         }
+        let version = if ranges == current.layout {
+            current.version
+        } else {
+            self.versions.fetch_add(1, Ordering::Relaxed) + 1
+        };
         Ok(Topology {
-            version: self.versions.fetch_add(1, Ordering::Relaxed) + 1,
+            version,
+            layout: ranges,
             slots,
             masters,
             nodes,
@@ -365,6 +475,20 @@ mod tests {
                 },
             ]
         );
+    }
+
+    #[test]
+    fn only_a_cluster_of_one_node_is_believed_on_one_view() {
+        let range = |start, end, master: u16, replicas: &[u16]| Range {
+            start,
+            end,
+            master: ("h".into(), master),
+            replicas: replicas.iter().map(|p| ("h".into(), *p)).collect(),
+        };
+        assert!(alone(&[range(0, 16_383, 1, &[])]));
+        assert!(alone(&[range(0, 99, 1, &[]), range(100, 16_383, 1, &[])]));
+        assert!(!alone(&[range(0, 99, 1, &[]), range(100, 16_383, 2, &[])]));
+        assert!(!alone(&[range(0, 16_383, 1, &[2])]));
     }
 
     #[test]

@@ -58,7 +58,7 @@ impl Link {
     }
 
     /// How this link connects.
-    pub(super) fn connection_info(&self) -> &redis::ConnectionInfo {
+    pub(crate) fn connection_info(&self) -> &redis::ConnectionInfo {
         self.client.get_connection_info()
     }
 

@@ -350,10 +350,26 @@ impl RedisStore {
         self.servers.node_failed();
     }
 
-    /// The version of the cluster topology in use; `None` on a single server.
+    /// The version of the cluster layout in use, without waiting (0 on a single server).
     #[cfg(feature = "memory")]
-    fn topology_version(&self) -> Option<u64> {
-        self.servers.topology().map(|topology| topology.version)
+    fn layout_version(&self) -> u64 {
+        match &*self.servers {
+            Servers::One(_) => 0,
+            Servers::Cluster(cluster) => cluster.layout_version(),
+        }
+    }
+
+    /// Reads the cluster's slots again and returns the version of its layout (it changes
+    /// only when the layout does); `None` on a single server.
+    #[cfg(feature = "memory")]
+    async fn current_topology(&self) -> Result<Option<u64>, StoreError> {
+        match &*self.servers {
+            Servers::One(_) => Ok(None),
+            Servers::Cluster(cluster) => {
+                cluster.reload().await?;
+                Ok(Some(cluster.topology().version))
+            }
+        }
     }
 
     /// `GET`, then the stored value if it is a live record; with the connection's

@@ -26,15 +26,21 @@ use crate::{store::memory::weight, Cache, Clock, Record, StoreError, TokenHash};
 ///
 /// - A request sees its own instance's writes: a write through this cache drops the local
 ///   copy before and after it reaches Redis, so the next read asks Redis.
-/// - Another instance's write is seen as soon as its invalidation arrives (measured in
-///   BENCHMARKS.md: well under a millisecond on one host). A read that was already on its
-///   way to Redis when an invalidation came in is not kept.
+/// - Another instance's write is seen as soon as its invalidation arrives: on one host,
+///   0.4–0.7 ms at the median and a few milliseconds at the 99th percentile (measured in
+///   BENCHMARKS.md; more under load). Until then the other instance may serve its copy of
+///   the previous version. A read that was on its way to Redis when an invalidation came
+///   in is not kept, and a copy never goes back to an older version.
 /// - Copies are served only while the tracking connections are known to work. A lost
 ///   tracking connection (a Redis restart, a failover, a network cut) and a change of the
 ///   cluster's topology make every copy unservable before anything is served again; a
 ///   tracking connection that silently stops answering is noticed within
 ///   [`heartbeat`](NearCacheBuilder::heartbeat) plus the store's response timeout, which
-///   bounds how long a copy can outlive a write nobody was told about.
+///   bounds how long a copy can outlive a write nobody was told about. On a cluster the
+///   heartbeat also reads the slots again: a node that joined (and is not tracked yet)
+///   is noticed within a heartbeat, and as soon as this instance's own commands meet it.
+/// - Every node must be reachable for copies to be served (an unreachable replica would
+///   not report what it replicates once promoted): with one down, reads go to Redis.
 /// - A copy never outlives the record's own expiry, nor [`max_ttl`](NearCacheBuilder::max_ttl).
 /// - The cache is bounded in bytes ([`max_bytes`](NearCacheBuilder::max_bytes)).
 ///
@@ -116,6 +122,7 @@ impl NearCacheBuilder {
         ));
         tokio::spawn(tracking::run(
             Arc::downgrade(&shared),
+            shared.alive.subscribe(),
             self.redis.clone(),
             self.heartbeat,
         ));
@@ -141,7 +148,12 @@ pub(super) struct Shared {
     /// working. A copy is served only if it was filled in the current epoch.
     trust: AtomicU64,
     epochs: AtomicU64,
+    /// The cluster layout the tracking session tracks (0 on a single server): copies are
+    /// served and kept only while the store routes by the same one.
+    layout: AtomicU64,
     clock: Arc<dyn Clock>,
+    /// Dropped with the cache: its tracking task stops at once, not at its next tick.
+    alive: tokio::sync::watch::Sender<()>,
 }
 
 #[derive(Clone)]
@@ -157,6 +169,7 @@ struct Entry {
 struct Ticket {
     epoch: u64,
     seen: u64,
+    layout: u64,
 }
 
 impl Shared {
@@ -178,14 +191,17 @@ impl Shared {
             stripes: (0..STRIPES).map(|_| Mutex::new(0)).collect(),
             trust: AtomicU64::new(UNTRUSTED),
             epochs: AtomicU64::new(UNTRUSTED),
+            layout: AtomicU64::new(0),
             clock,
+            alive: tokio::sync::watch::Sender::new(()),
         }
     }
 
-    /// The copy of `key`, if it was filled in the current epoch and is live.
-    fn served(&self, key: &TokenHash) -> Option<Record> {
+    /// The copy of `key`, if it was filled in the current epoch and is live, and the store
+    /// routes by the `layout` the tracking session tracks.
+    fn served(&self, key: &TokenHash, layout: u64) -> Option<Record> {
         let epoch = self.epoch();
-        if epoch == UNTRUSTED {
+        if epoch == UNTRUSTED || layout != self.layout.load(Ordering::SeqCst) {
             return None;
         }
         let entry = self.entries.get(key)?;
@@ -194,27 +210,43 @@ impl Shared {
     }
 
     /// What a read of `key` from Redis must compare against before its answer is kept;
-    /// `None` while copies are not trusted.
-    fn ticket(&self, key: &TokenHash) -> Option<Ticket> {
+    /// `None` while copies are not trusted, or the store routes by another `layout` than
+    /// the tracked one.
+    fn ticket(&self, key: &TokenHash, layout: u64) -> Option<Ticket> {
         let epoch = self.epoch();
-        if epoch == UNTRUSTED {
+        if epoch == UNTRUSTED || layout != self.layout.load(Ordering::SeqCst) {
             return None;
         }
         let seen = *self
             .stripe(key)
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        Some(Ticket { epoch, seen })
+        Some(Ticket {
+            epoch,
+            seen,
+            layout,
+        })
     }
 
-    /// Keeps `record` as the copy of `key`, unless a change of its stripe was reported, or
-    /// the trust changed, since `ticket` was taken. Returns whether it was kept.
-    fn fill(&self, key: &TokenHash, record: &Record, ticket: Ticket) -> bool {
+    /// Keeps `record` as the copy of `key`, unless a change of its stripe was reported,
+    /// the trust changed, or the store's layout changed (to `layout`: the read may have
+    /// gone to a node not tracked), since `ticket` was taken. Returns whether it was kept.
+    fn fill(&self, key: &TokenHash, record: &Record, ticket: Ticket, layout: u64) -> bool {
         let counter = self
             .stripe(key)
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        if *counter != ticket.seen || self.epoch() != ticket.epoch {
+        if *counter != ticket.seen || self.epoch() != ticket.epoch || layout != ticket.layout {
+            return false;
+        }
+        // Forward only: a read that left before another, and came back after it, must not
+        // replace a newer copy the other kept (before the invalidation of what the older
+        // read saw has arrived, readers would otherwise see versions go back).
+        if self
+            .entries
+            .get(key)
+            .is_some_and(|copy| copy.epoch == ticket.epoch && copy.record.version > record.version)
+        {
             return false;
         }
         self.entries.insert(
@@ -273,9 +305,11 @@ impl Shared {
         self.epochs.fetch_add(1, Ordering::SeqCst) + 1
     }
 
-    /// Starts serving copies filled from now on, in `epoch`.
-    pub(super) fn trust(&self, epoch: u64) {
+    /// Starts serving copies filled from now on, in `epoch`, while the store routes by
+    /// `layout`.
+    pub(super) fn trust(&self, epoch: u64, layout: u64) {
         self.entries.invalidate_all();
+        self.layout.store(layout, Ordering::SeqCst);
         self.trust.store(epoch, Ordering::SeqCst);
     }
 
@@ -371,13 +405,16 @@ impl NearCache {
 
 impl Cache for NearCache {
     async fn get(&self, key: &TokenHash) -> Result<Option<Record>, StoreError> {
-        if let Some(record) = self.shared.served(key) {
+        let layout = self.redis.layout_version();
+        if let Some(record) = self.shared.served(key, layout) {
             return Ok(Some(record));
         }
-        let ticket = self.shared.ticket(key);
+        let ticket = self.shared.ticket(key, layout);
         let found = Cache::get(&self.redis, key).await?;
         if let (Some(record), Some(ticket)) = (&found, ticket) {
-            self.shared.fill(key, record, ticket);
+            // A redirection during the read re-reads the slots: the layout tells.
+            self.shared
+                .fill(key, record, ticket, self.redis.layout_version());
         }
         Ok(found)
     }
@@ -464,8 +501,8 @@ mod tests {
         let clock = ManualClock::starting_now();
         let shared = shared(&clock);
         let key = key();
-        assert_eq!(shared.ticket(&key), None);
-        assert!(shared.served(&key).is_none());
+        assert_eq!(shared.ticket(&key, 0), None);
+        assert!(shared.served(&key, 0).is_none());
     }
 
     #[test]
@@ -474,16 +511,16 @@ mod tests {
         let shared = shared(&clock);
         let key = key();
         let epoch = shared.next_epoch();
-        shared.trust(epoch);
-        let ticket = shared.ticket(&key).unwrap();
-        assert!(shared.fill(&key, &record(&clock, 3), ticket));
-        assert_eq!(shared.served(&key).unwrap().version, 3);
+        shared.trust(epoch, 0);
+        let ticket = shared.ticket(&key, 0).unwrap();
+        assert!(shared.fill(&key, &record(&clock, 3), ticket, 0));
+        assert_eq!(shared.served(&key, 0).unwrap().version, 3);
         // A lost tracking connection: nothing is served, and a later epoch does not bring
         // the copy back (invalidations may have been missed meanwhile).
         shared.distrust_epoch(epoch);
-        assert!(shared.served(&key).is_none());
-        shared.trust(shared.next_epoch());
-        assert!(shared.served(&key).is_none());
+        assert!(shared.served(&key, 0).is_none());
+        shared.trust(shared.next_epoch(), 0);
+        assert!(shared.served(&key, 0).is_none());
     }
 
     #[test]
@@ -491,25 +528,39 @@ mod tests {
         let clock = ManualClock::starting_now();
         let shared = shared(&clock);
         let key = key();
-        shared.trust(shared.next_epoch());
+        shared.trust(shared.next_epoch(), 0);
         // The read left for Redis, then the server reported a change of the key.
-        let ticket = shared.ticket(&key).unwrap();
+        let ticket = shared.ticket(&key, 0).unwrap();
         shared.forget(&key);
-        assert!(!shared.fill(&key, &record(&clock, 1), ticket));
-        assert!(shared.served(&key).is_none());
+        assert!(!shared.fill(&key, &record(&clock, 1), ticket, 0));
+        assert!(shared.served(&key, 0).is_none());
         // The same across a flush, and across a lost connection in between.
-        let ticket = shared.ticket(&key).unwrap();
+        let ticket = shared.ticket(&key, 0).unwrap();
         shared.flush();
-        assert!(!shared.fill(&key, &record(&clock, 1), ticket));
+        assert!(!shared.fill(&key, &record(&clock, 1), ticket, 0));
         let epoch = shared.epoch();
-        let ticket = shared.ticket(&key).unwrap();
+        let ticket = shared.ticket(&key, 0).unwrap();
         shared.distrust_epoch(epoch);
-        shared.trust(shared.next_epoch());
-        assert!(!shared.fill(&key, &record(&clock, 1), ticket));
+        shared.trust(shared.next_epoch(), 0);
+        assert!(!shared.fill(&key, &record(&clock, 1), ticket, 0));
         // A read that started after the change is kept.
-        let ticket = shared.ticket(&key).unwrap();
-        assert!(shared.fill(&key, &record(&clock, 2), ticket));
-        assert_eq!(shared.served(&key).unwrap().version, 2);
+        let ticket = shared.ticket(&key, 0).unwrap();
+        assert!(shared.fill(&key, &record(&clock, 2), ticket, 0));
+        assert_eq!(shared.served(&key, 0).unwrap().version, 2);
+    }
+
+    #[test]
+    fn a_slower_read_does_not_replace_a_newer_copy() {
+        let clock = ManualClock::starting_now();
+        let shared = shared(&clock);
+        let key = key();
+        shared.trust(shared.next_epoch(), 0);
+        // Two reads leave before any invalidation arrives; the later one saw version 2.
+        let slow = shared.ticket(&key, 0).unwrap();
+        let fast = shared.ticket(&key, 0).unwrap();
+        assert!(shared.fill(&key, &record(&clock, 2), fast, 0));
+        assert!(!shared.fill(&key, &record(&clock, 1), slow, 0));
+        assert_eq!(shared.served(&key, 0).unwrap().version, 2);
     }
 
     #[test]
@@ -517,16 +568,16 @@ mod tests {
         let clock = ManualClock::starting_now();
         let shared = shared(&clock);
         let (a, b) = (key(), key());
-        shared.trust(shared.next_epoch());
+        shared.trust(shared.next_epoch(), 0);
         for key in [&a, &b] {
-            let ticket = shared.ticket(key).unwrap();
-            assert!(shared.fill(key, &record(&clock, 1), ticket));
+            let ticket = shared.ticket(key, 0).unwrap();
+            assert!(shared.fill(key, &record(&clock, 1), ticket, 0));
         }
         shared.forget(&a);
-        assert!(shared.served(&a).is_none());
-        assert!(shared.served(&b).is_some());
+        assert!(shared.served(&a, 0).is_none());
+        assert!(shared.served(&b, 0).is_some());
         shared.flush();
-        assert!(shared.served(&b).is_none());
+        assert!(shared.served(&b, 0).is_none());
     }
 
     #[test]
@@ -534,11 +585,29 @@ mod tests {
         let clock = ManualClock::starting_now();
         let shared = shared(&clock);
         let key = key();
-        shared.trust(shared.next_epoch());
-        let ticket = shared.ticket(&key).unwrap();
-        assert!(shared.fill(&key, &record(&clock, 1), ticket));
+        shared.trust(shared.next_epoch(), 0);
+        let ticket = shared.ticket(&key, 0).unwrap();
+        assert!(shared.fill(&key, &record(&clock, 1), ticket, 0));
         clock.advance(Duration::from_secs(61));
-        assert!(shared.served(&key).is_none());
+        assert!(shared.served(&key, 0).is_none());
+    }
+
+    #[test]
+    fn nothing_is_served_or_kept_across_a_change_of_the_cluster_layout() {
+        let clock = ManualClock::starting_now();
+        let shared = shared(&clock);
+        let key = key();
+        shared.trust(shared.next_epoch(), 7);
+        let ticket = shared.ticket(&key, 7).unwrap();
+        assert!(shared.fill(&key, &record(&clock, 1), ticket, 7));
+        assert!(shared.served(&key, 7).is_some());
+        // The store read the slots again and routes by layout 8, which the tracking
+        // session does not track yet.
+        assert!(shared.served(&key, 8).is_none());
+        assert_eq!(shared.ticket(&key, 8), None);
+        // A read that was redirected on its way (the layout moved under it).
+        let ticket = shared.ticket(&key, 7).unwrap();
+        assert!(!shared.fill(&key, &record(&clock, 2), ticket, 8));
     }
 
     #[test]
@@ -546,9 +615,9 @@ mod tests {
         let clock = ManualClock::starting_now();
         let shared = shared(&clock);
         let old = shared.next_epoch();
-        shared.trust(old);
+        shared.trust(old, 0);
         let new = shared.next_epoch();
-        shared.trust(new);
+        shared.trust(new, 0);
         shared.distrust_epoch(old);
         assert_eq!(shared.epoch(), new);
     }

@@ -5,10 +5,7 @@ use std::sync::Arc;
 
 use redis::{ErrorKind, FromRedisValue, RedisError, ScriptInvocation, ServerErrorKind};
 
-use super::{
-    cluster::{Cluster, Topology},
-    link::Link,
-};
+use super::{cluster::Cluster, link::Link};
 use crate::StoreError;
 
 /// Where a [`RedisStore`](super::RedisStore)'s keys live.
@@ -98,14 +95,6 @@ impl Servers {
         match self {
             Self::One(link) => Ok(vec![link.clone()]),
             Self::Cluster(cluster) => cluster.masters().await,
-        }
-    }
-
-    /// The cluster's topology as last read; `None` for a single server.
-    pub(crate) fn topology(&self) -> Option<Arc<Topology>> {
-        match self {
-            Self::One(_) => None,
-            Self::Cluster(cluster) => Some(cluster.topology()),
         }
     }
 

@@ -10,6 +10,8 @@ use std::{
     time::Duration,
 };
 
+use tokio::sync::watch;
+
 use redis::{
     aio::MultiplexedConnection, AsyncConnectionConfig, Client, ConnectionInfo, ProtocolVersion,
     PushInfo, PushKind, Value,
@@ -19,10 +21,15 @@ use super::{near::Shared, RedisStore};
 use crate::{StoreError, TokenHash};
 
 /// Keeps the tracking connections of `shared` until it is dropped: connects to every node,
-/// trusts copies once all of them track, checks them every `heartbeat`, and distrusts
-/// copies (then connects again) when one is lost, stops answering, or the cluster's
-/// topology changes.
-pub(super) async fn run(shared: Weak<Shared>, redis: RedisStore, heartbeat: Duration) {
+/// trusts copies once all of them track, checks them every `heartbeat` (a `PING` on each,
+/// and on a cluster its slots read again), and distrusts copies (then connects again) when
+/// one is lost, stops answering, or the cluster's layout changes.
+pub(super) async fn run(
+    shared: Weak<Shared>,
+    mut alive: watch::Receiver<()>,
+    redis: RedisStore,
+    heartbeat: Duration,
+) {
     let mut backoff = Duration::from_millis(50);
     loop {
         let Some(strong) = shared.upgrade() else {
@@ -36,10 +43,10 @@ pub(super) async fn run(shared: Weak<Shared>, redis: RedisStore, heartbeat: Dura
                 let Some(strong) = shared.upgrade() else {
                     return;
                 };
-                strong.trust(epoch);
+                strong.trust(epoch, session.topology.unwrap_or(0));
                 drop(strong);
                 tracing::debug!(epoch, nodes = session.conns.len(), "near-cache tracking");
-                let reason = watch(&shared, &redis, &session, heartbeat).await;
+                let reason = watch(&mut alive, &redis, &session, heartbeat).await;
                 let Some(strong) = shared.upgrade() else {
                     return;
                 };
@@ -53,7 +60,9 @@ pub(super) async fn run(shared: Weak<Shared>, redis: RedisStore, heartbeat: Dura
                 }
                 redis.topology_suspect();
                 tracing::debug!(error = %err, "near-cache tracking could not start");
-                tokio::time::sleep(backoff).await;
+                if !pause(&mut alive, backoff).await {
+                    return;
+                }
                 backoff = (backoff * 2).min(Duration::from_secs(1));
             }
         }
@@ -113,23 +122,37 @@ fn resp3(node: ConnectionInfo) -> ConnectionInfo {
     node.set_redis_settings(settings)
 }
 
+/// Waits `duration`; `false` if the cache was dropped meanwhile.
+async fn pause(alive: &mut watch::Receiver<()>, duration: Duration) -> bool {
+    // Nothing is ever sent: `changed` ends only when the sender (the cache) is dropped.
+    tokio::time::timeout(duration, alive.changed())
+        .await
+        .is_err()
+}
+
 /// Checks the session every `heartbeat` until something is wrong; returns what.
 async fn watch(
-    shared: &Weak<Shared>,
+    alive: &mut watch::Receiver<()>,
     redis: &RedisStore,
     session: &Session,
     heartbeat: Duration,
 ) -> String {
     loop {
-        tokio::time::sleep(heartbeat).await;
-        if shared.strong_count() == 0 {
+        if !pause(alive, heartbeat).await {
             return "the near-cache was dropped".into();
         }
         if session.lost.load(Ordering::SeqCst) {
             return "a tracking connection closed".into();
         }
-        if session.topology.is_some() && redis.topology_version() != session.topology {
-            return "the cluster's topology changed".into();
+        // A node that joined (a slot moved to a new master) is not tracked: the slots are
+        // read again at every heartbeat, since copies that are served never ask Redis and
+        // would not meet a redirection.
+        if session.topology.is_some() {
+            match redis.current_topology().await {
+                Ok(now) if now == session.topology => {}
+                Ok(_) => return "the cluster's topology changed".into(),
+                Err(err) => return format!("the cluster's slots could not be read: {err}"),
+            }
         }
         for conn in &session.conns {
             let mut conn = conn.clone();
