@@ -61,7 +61,22 @@ fn half_a_server_configuration_is_a_clear_start_up_error() {
         ),
         (
             &[("DATABASE_URL", "postgres://127.0.0.1:1/x")][..],
-            "DATABASE_URL is set but REDIS_URL is not",
+            "DATABASE_URL is set but neither REDIS_URL nor REDIS_CLUSTER_URLS is",
+        ),
+        (
+            &[(
+                "REDIS_CLUSTER_URLS",
+                "redis://127.0.0.1:1,redis://127.0.0.1:2",
+            )][..],
+            "REDIS_CLUSTER_URLS is set but DATABASE_URL is not",
+        ),
+        (
+            &[
+                ("REDIS_URL", "redis://127.0.0.1:1"),
+                ("REDIS_CLUSTER_URLS", "redis://127.0.0.1:2"),
+                ("DATABASE_URL", "postgres://127.0.0.1:1/x"),
+            ][..],
+            "REDIS_URL and REDIS_CLUSTER_URLS are both set",
         ),
         (
             &[
@@ -82,6 +97,8 @@ fn half_a_server_configuration_is_a_clear_start_up_error() {
         let out = std::process::Command::new(e2e_tests::binary("click-counter"))
             .current_dir(&dir)
             .env_remove("REDIS_URL")
+            .env_remove("REDIS_CLUSTER_URLS")
+            .env_remove("SESSION_NEAR_CACHE")
             .env_remove("DATABASE_URL")
             .env_remove("SESSION_NAMESPACE")
             .env("SESSION_SECRET", "a".repeat(48))
@@ -110,6 +127,8 @@ fn the_secret_is_checked_before_any_connection() {
     let started = std::time::Instant::now();
     let out = std::process::Command::new(binary)
         .current_dir(&dir)
+        .env_remove("REDIS_CLUSTER_URLS")
+        .env_remove("SESSION_NEAR_CACHE")
         .env("SESSION_SECRET", "too short")
         .env("CLICK_COUNTER_ADDR", "127.0.0.1:0")
         .env("REDIS_URL", "redis://127.0.0.1:1")
@@ -147,6 +166,8 @@ fn a_port_in_use_names_the_address_and_the_variable() {
     let out = std::process::Command::new(e2e_tests::binary("click-counter"))
         .current_dir(&dir)
         .env_remove("REDIS_URL")
+        .env_remove("REDIS_CLUSTER_URLS")
+        .env_remove("SESSION_NEAR_CACHE")
         .env_remove("DATABASE_URL")
         .env("SESSION_SECRET", "a".repeat(48))
         .env("CLICK_COUNTER_ADDR", &addr)
@@ -173,6 +194,8 @@ fn a_silent_database_is_a_bounded_wait_and_a_clear_error() {
     let started = std::time::Instant::now();
     let out = std::process::Command::new(binary)
         .current_dir(&dir)
+        .env_remove("REDIS_CLUSTER_URLS")
+        .env_remove("SESSION_NEAR_CACHE")
         .env("SESSION_SECRET", "a".repeat(48))
         .env("CLICK_COUNTER_ADDR", "127.0.0.1:0")
         .env("REDIS_URL", "redis://127.0.0.1:1")

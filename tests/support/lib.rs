@@ -116,6 +116,8 @@ impl Server {
         cmd.current_dir(&self.dir)
             .env(self.addr_var, format!("127.0.0.1:{}", self.port))
             .env_remove("REDIS_URL")
+            .env_remove("REDIS_CLUSTER_URLS")
+            .env_remove("SESSION_NEAR_CACHE")
             .env_remove("DATABASE_URL")
             .env_remove("SESSION_SECRET")
             .env_remove("SESSION_NAMESPACE")
