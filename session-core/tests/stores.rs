@@ -15,7 +15,7 @@ use session_core::{
         cache_conformance::CacheFixture,
         conformance::{Fixture, Plant},
     },
-    ManualClock, TokenHash,
+    Cache, ManualClock, TokenHash,
 };
 
 fn far_future() -> i64 {
@@ -205,40 +205,36 @@ async fn tiered_memory_sqlite() -> Option<Fixture<TieredStore<MemoryStore, Sqlit
     )
 }
 
+/// A tiered store of `cache` in front of a fresh PostgreSQL schema, on `clock`.
+fn tiered_over_postgres<C: Cache>(
+    cache: C,
+    durable: PostgresStore,
+    clock: ManualClock,
+) -> Fixture<TieredStore<C, PostgresStore>> {
+    let plant = plant_postgres(&durable);
+    Fixture::new(
+        TieredStore::builder(cache, durable)
+            .clock(clock.clone())
+            .build(),
+        clock,
+    )
+    .plant(move |key, bytes| plant(key, bytes))
+    .update_checks_clock(true)
+    .cleanup_reclaims(true)
+}
+
 async fn tiered_redis_postgres() -> Option<Fixture<TieredStore<RedisStore, PostgresStore>>> {
     let clock = ManualClock::starting_now();
     let durable = common::postgres_store(&clock).await?;
     let cache = common::redis_store(&clock).await?;
-    let plant = plant_postgres(&durable);
-    Some(
-        Fixture::new(
-            TieredStore::builder(cache, durable)
-                .clock(clock.clone())
-                .build(),
-            clock,
-        )
-        .plant(move |key, bytes| plant(key, bytes))
-        .update_checks_clock(true)
-        .cleanup_reclaims(true),
-    )
+    Some(tiered_over_postgres(cache, durable, clock))
 }
 
 async fn tiered_cluster_postgres() -> Option<Fixture<TieredStore<RedisStore, PostgresStore>>> {
     let clock = ManualClock::starting_now();
     let durable = common::postgres_store(&clock).await?;
     let cache = session_core::testing::redis_cluster_store(&clock).await?;
-    let plant = plant_postgres(&durable);
-    Some(
-        Fixture::new(
-            TieredStore::builder(cache, durable)
-                .clock(clock.clone())
-                .build(),
-            clock,
-        )
-        .plant(move |key, bytes| plant(key, bytes))
-        .update_checks_clock(true)
-        .cleanup_reclaims(true),
-    )
+    Some(tiered_over_postgres(cache, durable, clock))
 }
 
 conformance!(memory_store, memory());
@@ -289,18 +285,7 @@ async fn tiered_near_postgres() -> Option<Fixture<TieredStore<NearCache, Postgre
             .wait_tracking(std::time::Duration::from_secs(10))
             .await
     );
-    let plant = plant_postgres(&durable);
-    Some(
-        Fixture::new(
-            TieredStore::builder(cache, durable)
-                .clock(clock.clone())
-                .build(),
-            clock,
-        )
-        .plant(move |key, bytes| plant(key, bytes))
-        .update_checks_clock(true)
-        .cleanup_reclaims(true),
-    )
+    Some(tiered_over_postgres(cache, durable, clock))
 }
 
 conformance!(tiered_near_postgres_store, tiered_near_postgres());

@@ -64,17 +64,41 @@ pub fn unique(prefix: &str) -> String {
 /// If `REDIS_URL` is not a Redis URL, or Redis is down while services are required.
 #[cfg(feature = "redis")]
 pub async fn redis_store(clock: &ManualClock) -> Option<crate::store::RedisStore> {
-    use crate::Store as _;
-    let store = crate::store::RedisStore::builder(redis_url())
+    let builder = crate::store::RedisStore::builder(redis_url());
+    answering(
+        isolated(builder, clock, "REDIS_URL is a Redis URL"),
+        "Redis",
+    )
+    .await
+}
+
+/// `builder` under a key prefix of its own, on `clock`.
+#[cfg(feature = "redis")]
+fn isolated(
+    builder: crate::store::RedisStoreBuilder,
+    clock: &ManualClock,
+    valid: &str,
+) -> crate::store::RedisStore {
+    builder
         .key_prefix(format!("{}:", unique("test")))
         .clock(clock.clone())
         .build()
-        .expect("REDIS_URL is a Redis URL");
+        .expect(valid)
+}
+
+/// `store` if it answers a load; `None` after a skip line (or a failure when services are
+/// required) if not.
+#[cfg(feature = "redis")]
+async fn answering(
+    store: crate::store::RedisStore,
+    service: &str,
+) -> Option<crate::store::RedisStore> {
+    use crate::Store as _;
     let probe = SessionToken::generate().expect("random source").hash();
     match store.load(&probe).await {
         Ok(_) => Some(store),
         Err(err) => {
-            unavailable("Redis", &err);
+            unavailable(service, &err);
             None
         }
     }
@@ -88,21 +112,10 @@ pub async fn redis_store(clock: &ManualClock) -> Option<crate::store::RedisStore
 /// If a node URL is not a Redis URL, or the cluster is down while services are required.
 #[cfg(feature = "redis")]
 pub async fn redis_cluster_store(clock: &ManualClock) -> Option<crate::store::RedisStore> {
-    use crate::Store as _;
     let urls = super::cluster::cluster_urls().await?;
-    let store = crate::store::RedisStore::cluster_builder(urls)
-        .key_prefix(format!("{}:", unique("test")))
-        .clock(clock.clone())
-        .build()
-        .expect("cluster node URLs are Redis URLs");
-    let probe = SessionToken::generate().expect("random source").hash();
-    match store.load(&probe).await {
-        Ok(_) => Some(store),
-        Err(err) => {
-            unavailable("Redis Cluster", &err);
-            None
-        }
-    }
+    let builder = crate::store::RedisStore::cluster_builder(urls);
+    let store = isolated(builder, clock, "cluster node URLs are Redis URLs");
+    answering(store, "Redis Cluster").await
 }
 
 /// A PostgreSQL store in a schema of its own (migrated), on `clock`; `None` (after a skip
